@@ -1,12 +1,13 @@
-// Reader for safetensors files (8-byte little-endian header length, a JSON header, then raw little-endian tensor
-// bytes). Every offset and size is checked against the file before it is used.
+// safetensors files: 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
+// then raw little-endian tensor bytes. The reader maps the file and checks every offset, size and dtype against
+// it before use; tensors must not overlap. The writer writes atomically (lnfree/file_io.h).
 #pragma once
-#include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "lnfree/file_io.h"
 
 namespace lnfree {
 
@@ -19,25 +20,46 @@ struct SafetensorsTensor {
 
 class SafetensorsFile {
    public:
-    explicit SafetensorsFile(const std::string& path);  // throws lnfree::Error
+    explicit SafetensorsFile(const std::string& path);  // throws lnfree::Error naming the file and the problem
+    // The same checks on bytes in memory (the caller keeps them alive); `name` labels errors.
+    SafetensorsFile(const std::string& name, const unsigned char* bytes, size_t size);
 
-    const std::string& path() const { return path_; }
+    const std::string& path() const { return name_; }
     bool has(const std::string& name) const { return tensors_.count(name) > 0; }
-    const SafetensorsTensor& info(const std::string& name) const;
+    const SafetensorsTensor& info(const std::string& name) const;  // throws when missing
     const std::map<std::string, SafetensorsTensor>& tensors() const { return tensors_; }
-    // The __metadata__ string `key` (empty when absent).
-    std::string metadata(const std::string& key) const;
+    std::string metadata(const std::string& key) const;  // "" when absent
 
-    // Values of a floating-point tensor (F32, F16, BF16 or F64) as float or double.
+    // Values of a floating-point tensor (F32, F16, BF16 or F64), converted.
     std::vector<float> floats(const std::string& name) const;
     std::vector<double> doubles(const std::string& name) const;
-    std::vector<int> ints(const std::string& name) const;  // I32 or I64 tensor
+    std::vector<int> ints(const std::string& name) const;  // I32 or I64
 
    private:
-    std::string path_;
+    void parse(const unsigned char* bytes, size_t size);
+    std::unique_ptr<MappedFile> file_;
+    std::string name_;
+    const unsigned char* data_ = nullptr;  // start of the data section
     std::map<std::string, SafetensorsTensor> tensors_;
     std::map<std::string, std::string> metadata_;
-    std::vector<unsigned char> data_;  // the data section
 };
+
+// A tensor to write: bytes owned by the caller, alive until write_safetensors returns.
+struct SafetensorsView {
+    std::string name, dtype;
+    std::vector<size_t> shape;
+    const void* data = nullptr;
+    size_t nbytes = 0;
+};
+
+SafetensorsView f32_view(const std::string& name, const std::vector<size_t>& shape, const float* data);
+void write_safetensors(const std::string& path, const std::vector<SafetensorsView>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+size_t safetensors_dtype_size(const std::string& dtype);  // 0 for an unknown dtype
+float half_to_float(uint16_t h);
+float bf16_to_float(uint16_t h);
+uint16_t float_to_half(float f);  // round to nearest even
+uint16_t float_to_bf16(float f);  // round to nearest even
 
 }  // namespace lnfree

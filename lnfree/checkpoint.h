@@ -1,0 +1,25 @@
+// Loading GPT-2 weights into the engine's layout (lnfree/model.h), and writing llm.c's model file.
+//  - Hugging Face: a directory with config.json and model.safetensors, or a sharded model.safetensors.index.json;
+//    F32/F16/BF16 tensors; Conv1D (in, out) weights transposed to (out, in); names with or without "transformer.";
+//    the attn.bias / attn.masked_bias buffers ignored; lm_head must be absent or equal to wte (tied).
+//  - llm.c: magic 20240326, version 3 (float32) or 5 (bfloat16), 256-int header, 16 tensors (llmc-notes 2.1).
+// Every problem is an lnfree::Error naming the file, what is wrong and what to do.
+#pragma once
+#include <string>
+
+#include "lnfree/model.h"
+
+namespace lnfree {
+
+inline int padded_vocab(int V) { return (V + 127) / 128 * 128; }
+
+ParameterSet<float> load_hf_checkpoint(const std::string& dir);
+ParameterSet<float> load_llmc_model(const std::string& path);
+// A directory is read as a Hugging Face checkpoint, a file as an llm.c model file.
+ParameterSet<float> load_model(const std::string& path);
+void write_llmc_model(const std::string& path, const ParameterSet<float>& params);  // version 3, float32
+
+// Hugging Face names of the tensors of layer l (without "transformer."), in the engine's order of kParamNames.
+std::string hf_tensor_name(int tensor, int layer);
+
+}  // namespace lnfree
