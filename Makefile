@@ -1,40 +1,75 @@
-# lnfree: `make test` installs what is missing (Debian packages; Python packages in .venv), builds, runs the C++
-# tests, the Python tests (interoperability with transformers and TransformerLens, data scripts), checks that the
-# committed fixtures are what the PyTorch twin writes today, and runs each fuzz target briefly.
-# `make fixtures` regenerates the PyTorch twin's fixtures under test/fixtures.
+# lnfree. `make test` installs what is missing (Debian packages; Python packages in .venv) and runs every test:
+# the C++ tests (reference, formats, and every CUDA kernel run on the CPU through the host emulation), the kernel
+# tests again under AddressSanitizer, the Python tests (transformers and TransformerLens interoperability, data
+# scripts), the fixtures check against the PyTorch twin, the nvcc compile gate, and a short fuzzing run.
+# `make fixtures` regenerates the twin's fixtures; on a GPU machine `make test-gpu` runs the kernel tests there and
+# `make cuda-lab && make -C dev/cuda run` benchmarks every kernel.
 
 CXX ?= g++
+NVCC ?= nvcc
+CUDA_INCLUDE ?= /usr/local/cuda/include
 CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++20 -Wall -Wextra -fopenmp -I. -MMD -MP -DLNFREE_SOURCE_DIR=\"$(CURDIR)\"
+CXXFLAGS += -std=c++20 -Wall -Wextra -fopenmp -pthread -I. -MMD -MP -DLNFREE_SOURCE_DIR=\"$(CURDIR)\"
+# kernel code compiled by g++ through the host emulation (doc/emulation.md)
+EMU_FLAGS := -I$(CUDA_INCLUDE) -Wno-unknown-pragmas -fno-strict-aliasing -mfma -ffp-contract=fast
+LDLIBS := -lopenblas
 BUILD := build
 
 LIB_SRC := $(wildcard lnfree/*.cpp)
 TEST_SRC := $(wildcard test/*.cpp)
+KERNEL_TEST_SRC := $(wildcard test/kernels/*.cpp test/emulation/test_*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
-TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o) $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/%.o)
+ASAN_OBJ := $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/asan/%.o) $(BUILD)/asan/test/main.o
+GPU_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
 
-.PHONY: all test setup fixtures clean
-all: $(BUILD)/test_lnfree $(BUILD)/lnfree_tool
+.PHONY: all test setup fixtures clean test-gpu test-gpu-build cuda-lab
+all: $(BUILD)/test_lnfree $(BUILD)/test_kernels_asan $(BUILD)/lnfree_tool
 
 setup:
 	@bash dev/setup.sh --python
 
 test: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j2 all
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_lnfree
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_kernels_asan
 	.venv/bin/python -m pytest -q test/python
 	.venv/bin/python dev/pytorch_twin.py --out $(BUILD)/fixtures --check test/fixtures
+	bash dev/check_kernels.sh
 	bash dev/fuzz.sh --runs 20000
 
 $(BUILD)/test_lnfree: $(TEST_OBJ) $(LIB_OBJ)
-	$(CXX) $(CXXFLAGS) -o $@ $^
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/lnfree_tool: $(BUILD)/dev/lnfree_tool.o $(LIB_OBJ)
-	$(CXX) $(CXXFLAGS) -o $@ $^
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/kernels/%.o $(BUILD)/test/emulation/%.o: CXXFLAGS += $(EMU_FLAGS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
+
+# the emulated kernel tests under AddressSanitizer: an out-of-bounds access in a kernel names its source line
+$(BUILD)/asan/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(filter-out -O2,$(CXXFLAGS)) $(EMU_FLAGS) -O1 -Wno-maybe-uninitialized -fsanitize=address -fno-omit-frame-pointer -c -o $@ $<
+
+$(BUILD)/test_kernels_asan: $(ASAN_OBJ)
+	$(CXX) $(CXXFLAGS) -fsanitize=address -o $@ $^ $(LDLIBS)
+
+# the same kernel tests built by nvcc: they compare the GPU with the CPU reference (needs a GPU to run)
+test-gpu-build: $(BUILD)/test_kernels_gpu
+$(BUILD)/test_kernels_gpu: test/kernels/test_kernels.cpp test/main.cpp $(wildcard kernels/*.cuh)
+	@mkdir -p $(BUILD)
+	$(NVCC) -std=c++20 -O2 -I. -DLNFREE_SOURCE_DIR=\"$(CURDIR)\" $(GPU_ARCH) -x cu -o $@ test/kernels/test_kernels.cpp test/main.cpp -lcublasLt -Xcompiler -fopenmp
+
+test-gpu: $(BUILD)/test_kernels_gpu
+	./$(BUILD)/test_kernels_gpu
+
+# the kernel lab (dev/cuda): one benchmark program per kernel; run with `make -C dev/cuda run` on a GPU machine
+cuda-lab:
+	$(MAKE) -C dev/cuda
 
 fixtures: setup
 	.venv/bin/python dev/pytorch_twin.py --out test/fixtures
@@ -42,4 +77,4 @@ fixtures: setup
 clean:
 	rm -rf $(BUILD)
 
--include $(TEST_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(BUILD)/dev/lnfree_tool.d
+-include $(TEST_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/dev/lnfree_tool.d

@@ -1,0 +1,51 @@
+// What every kernel file includes first: the CUDA runtime (or, under g++, the project's host emulation of it),
+// the launch helper, bf16, and a few device helpers. Kernels are templated on the activation type
+// T = __nv_bfloat16 (the product) or float (the float32 build, for tight comparisons).
+#pragma once
+#if defined(__CUDACC__)
+#include <cuda_runtime.h>
+#else
+#include "kernels/emulation/cuda_host_emulation.h"
+#endif
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
+
+#include "kernels/launch.cuh"
+#include "lnfree/philox.h"
+
+namespace lnfree::kernels {
+
+using bf16 = __nv_bfloat16;
+
+__host__ __device__ inline float to_float(float x) { return x; }
+__host__ __device__ inline float to_float(bf16 x) { return __bfloat162float(x); }
+
+template <typename T> __host__ __device__ inline T from_float(float x);
+template <> __host__ __device__ inline float from_float<float>(float x) { return x; }
+template <> __host__ __device__ inline bf16 from_float<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+// Sum over a warp; every lane gets the same result, in a fixed order (deterministic).
+__device__ inline float warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// Sum over a block of up to 1024 threads (a multiple of 32); every thread gets the result, in a fixed order.
+// scratch: 32 floats of shared memory, free again when this returns.
+__device__ inline float block_sum(float v, float* scratch) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float total = 0.0f;
+    for (int w = 0; w < warps; w++) total += scratch[w];
+    __syncthreads();
+    return total;
+}
+
+}  // namespace lnfree::kernels

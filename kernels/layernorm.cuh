@@ -1,0 +1,120 @@
+// LayerNorm paths, real or fixed-scale, in three launches so that the sigma estimator can sit between them:
+//   1. layernorm_stats: per row of the float32 residual x (N,C) its mean and std = sqrt(var + 1e-5)
+//      (the estimator's statistic is the mean of std over rows: reduce.cuh, then sigma.cuh);
+//   2. layernorm_normalize, once per path: out (N,C) = (x - mean) * r * w + b with r = 1/std (real) or 1/sigma
+//      (fixed, sigma read from device memory so no host sync is needed); ln_1's QK and V paths call it twice
+//      when their modes differ;
+//   3. layernorm_backward per path: dx (N,C) += ..., and per-block partial dw, db, summed over blocks in a fixed
+//      order by column_sum (reduce.cuh), so gradients are deterministic with no float atomics.
+// Traffic per path at GPT-2 XL's micro-batch (N = 18*1024, C = 1600): stats read 4NC bytes; normalize reads 4NC and
+// writes 2NC (bf16); backward reads 2NC + 4NC and reads/writes dx 8NC.
+#pragma once
+#include "kernels/reduce.cuh"
+
+namespace lnfree::kernels {
+
+inline constexpr float kLayerNormEps = 1e-5f;
+
+// mean (N), std (N) from x (N,C); one warp per row, rows strided over the grid
+__global__ void layernorm_stats_kernel(float* mean, float* std_out, const float* x, int N, int C) {
+    const int warps_per_block = blockDim.x / 32, lane = threadIdx.x % 32;
+    for (int row = blockIdx.x * warps_per_block + threadIdx.x / 32; row < N; row += gridDim.x * warps_per_block) {
+        const float* xr = x + (size_t)row * C;
+        float sum = 0.0f;
+        for (int c = lane; c < C; c += 32) sum += xr[c];
+        const float m = warp_sum(sum) / C;
+        float sq = 0.0f;
+        for (int c = lane; c < C; c += 32) sq += (xr[c] - m) * (xr[c] - m);
+        const float var = warp_sum(sq) / C;
+        if (lane == 0) {
+            mean[row] = m;
+            std_out[row] = sqrtf(var + kLayerNormEps);
+        }
+    }
+}
+
+// out (N,C) = (x - mean) * r * w + b, r = 1/std[row] when sigma is null (real), 1/(*sigma) otherwise (fixed);
+// rstd (N) = r, for the backward
+template <typename T>
+__global__ void layernorm_normalize_kernel(T* out, float* rstd, const float* x, const float* mean, const float* std_in,
+                                           const T* w, const T* b, const float* sigma, int N, int C) {
+    const size_t total = (size_t)N * C;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int row = (int)(i / C), c = (int)(i % C);
+        const float r = sigma ? 1.0f / *sigma : 1.0f / std_in[row];
+        out[i] = from_float<T>((x[i] - mean[row]) * r * to_float(w[c]) + to_float(b[c]));
+        if (c == 0) rstd[row] = r;
+    }
+}
+
+// Maximum channels per thread in the backward (registers): C <= kLayerNormBackwardMaxPerThread * blockDim.x.
+inline constexpr int kLayerNormBackwardMaxPerThread = 8;
+
+// One block per row at a time (rows strided over the grid). With g = dout * w and xhat = (x - mean) * rstd:
+//   real:  dx += rstd * (g - mean(g) - xhat * mean(g * xhat));   fixed: dx += rstd * (g - mean(g))
+// dw_partial, db_partial (gridDim.x, C): this block's sums over its rows, in row order.
+template <typename T>
+__global__ void layernorm_backward_kernel(float* dx, float* dw_partial, float* db_partial, const T* dout, const float* x,
+                                          const float* mean, const float* rstd, const T* w, bool fixed, int N, int C) {
+    __shared__ float scratch[32];
+    float dw_acc[kLayerNormBackwardMaxPerThread] = {}, db_acc[kLayerNormBackwardMaxPerThread] = {};
+    for (int row = blockIdx.x; row < N; row += gridDim.x) {
+        const size_t base = (size_t)row * C;
+        const float m = mean[row], r = rstd[row];
+        float g_sum = 0.0f, gx_sum = 0.0f;
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            const float g = to_float(dout[base + c]) * to_float(w[c]);
+            g_sum += g;
+            gx_sum += g * (x[base + c] - m) * r;
+        }
+        const float g_mean = block_sum(g_sum, scratch) / C;
+        const float gx_mean = fixed ? 0.0f : block_sum(gx_sum, scratch) / C;
+        for (int c = threadIdx.x, k = 0; c < C; c += blockDim.x, k++) {
+            const float d = to_float(dout[base + c]);
+            const float xhat = (x[base + c] - m) * r;
+            dx[base + c] += r * (d * to_float(w[c]) - g_mean - xhat * gx_mean);
+            dw_acc[k] += d * xhat;
+            db_acc[k] += d;
+        }
+    }
+    for (int c = threadIdx.x, k = 0; c < C; c += blockDim.x, k++) {
+        dw_partial[(size_t)blockIdx.x * C + c] = dw_acc[k];
+        db_partial[(size_t)blockIdx.x * C + c] = db_acc[k];
+    }
+}
+
+// ---- launchers: the only way the trainer and the tests run these kernels -------------------------------------
+
+inline void layernorm_stats(float* mean, float* std_out, const float* x, int N, int C, cudaStream_t stream) {
+    const int block = 256;
+    launch_kernel(layernorm_stats_kernel, dim3(ceil_div(N, block / 32)), dim3(block), 0, stream, mean, std_out, x, N, C);
+}
+
+template <typename T>
+void layernorm_normalize(T* out, float* rstd, const float* x, const float* mean, const float* std_in, const T* w,
+                         const T* b, const float* sigma, int N, int C, cudaStream_t stream) {
+    const int block = 256;
+    const int grid = std::min(ceil_div((long)N * C, block), 65535);
+    launch_kernel(layernorm_normalize_kernel<T>, dim3(grid), dim3(block), 0, stream, out, rstd, x, mean, std_in, w, b,
+                  sigma, N, C);
+}
+
+// The number of partial rows layernorm_backward writes: scratch must hold 2 * this * C floats.
+inline int layernorm_backward_blocks(int N) { return std::min(N, 256); }
+
+// dx += the path's input gradient; dw, db += its parameter gradients. scratch: 2 * layernorm_backward_blocks(N) * C.
+template <typename T>
+void layernorm_backward(float* dx, float* dw, float* db, float* scratch, const T* dout, const float* x,
+                        const float* mean, const float* rstd, const T* w, bool fixed, int N, int C, cudaStream_t stream) {
+    const int blocks = layernorm_backward_blocks(N);
+    const int block = C <= 256 * kLayerNormBackwardMaxPerThread ? 256 : 1024;
+    if (C > block * kLayerNormBackwardMaxPerThread) throw std::invalid_argument("layernorm_backward: C too large");
+    float* dw_partial = scratch;
+    float* db_partial = scratch + (size_t)blocks * C;
+    launch_kernel(layernorm_backward_kernel<T>, dim3(blocks), dim3(block), 0, stream, dx, dw_partial, db_partial, dout,
+                  x, mean, rstd, w, fixed, N, C);
+    launch_kernel(column_sum_kernel, dim3(ceil_div(C, 256)), dim3(256), 0, stream, dw, (const float*)dw_partial, blocks, C);
+    launch_kernel(column_sum_kernel, dim3(ceil_div(C, 256)), dim3(256), 0, stream, db, (const float*)db_partial, blocks, C);
+}
+
+}  // namespace lnfree::kernels

@@ -1,0 +1,279 @@
+// GPT-2 with LayerNorm removal on the device: parameters (a compute copy in T plus float32 master weights, float32
+// gradients and AdamW moments), the sigma estimator's state, and one micro-batch's forward and backward composed
+// from the kernels of kernels/. It mirrors lnfree/reference/gpt2.h op for op; test/kernels/test_device_model.cpp
+// holds the two to the same numbers. T = __nv_bfloat16 (the product) or float (for tight comparisons).
+#pragma once
+#include <array>
+#include <vector>
+
+#include "kernels/adamw.cuh"
+#include "kernels/attention.cuh"
+#include "kernels/aux_loss.cuh"
+#include "kernels/classifier.cuh"
+#include "kernels/device.cuh"
+#include "kernels/elementwise.cuh"
+#include "kernels/encoder.cuh"
+#include "kernels/layernorm.cuh"
+#include "kernels/matmul.cuh"
+#include "kernels/sigma.cuh"
+#include "lnfree/model.h"
+#include "lnfree/sigma_estimator.h"
+
+namespace lnfree {
+
+template <typename T>
+struct DeviceGPT2 {
+    GPT2Config cfg;
+    std::array<size_t, NUM_PARAM_TENSORS> offset{};
+    size_t num_params = 0;
+    device::Buffer<T> params;                       // the compute copy the kernels read
+    device::Buffer<float> master, grads, m, v;      // float32 master weights, gradients, AdamW moments
+    device::Buffer<double> sigma_ema, sigma;        // (2L+1) the estimator's state, as lnfree::SigmaState
+    int adam_t = 0;
+
+    explicit DeviceGPT2(const ParameterSet<float>& host)
+        : cfg(host.config), offset(host.offset), num_params(host.data.size()), params(num_params), master(host.data),
+          grads(num_params), m(num_params), v(num_params), sigma_ema(2 * cfg.L + 1), sigma(2 * cfg.L + 1) {
+        std::vector<T> copy(num_params);
+        for (size_t i = 0; i < num_params; i++) copy[i] = kernels::from_float<T>(host.data[i]);
+        device::to_device(params.data(), copy.data(), num_params * sizeof(T));
+        device::zero(grads.data(), num_params * sizeof(float), nullptr);
+        device::zero(m.data(), num_params * sizeof(float), nullptr);
+        device::zero(v.data(), num_params * sizeof(float), nullptr);
+    }
+
+    T* p(int tensor, int layer = 0, size_t per_layer = 0) { return params.data() + offset[tensor] + layer * per_layer; }
+    float* g(int tensor, int layer = 0, size_t per_layer = 0) { return grads.data() + offset[tensor] + layer * per_layer; }
+
+    void set_sigma(const SigmaState& s) {
+        device::to_device(sigma_ema.data(), s.ema.data(), s.ema.size() * sizeof(double));
+        device::to_device(sigma.data(), s.sigma.data(), s.sigma.size() * sizeof(double));
+    }
+    SigmaState get_sigma() const {
+        SigmaState s(cfg.L);
+        device::to_host(s.ema.data(), sigma_ema.data(), s.ema.size() * sizeof(double));
+        device::to_host(s.sigma.data(), sigma.data(), s.sigma.size() * sizeof(double));
+        return s;
+    }
+    ParameterSet<float> master_to_host() const {
+        ParameterSet<float> out(cfg);
+        device::to_host(out.data.data(), master.data(), num_params * sizeof(float));
+        return out;
+    }
+};
+
+// What one micro-batch needs besides the model (as ref::MicroBatchOptions, plus the estimator).
+struct DeviceMicroBatch {
+    DropoutKey dropout;
+    int eot = -1;
+    bool ignore_eot = true;
+    double w_aux = 0.0;
+    double loss_scale = 1.0;              // d(step loss)/d(micro-batch loss): 1 / grad_accum
+    const SigmaEstimator* estimator = nullptr;  // null: sigma is read, not updated (evaluation)
+    bool backward = true;                 // false: forward and losses only
+};
+
+// Activations of one micro-batch of B x T tokens, kept for the backward; scratch shared by all layers.
+template <typename T>
+struct DeviceActivations {
+    int B, Tn, N;
+    struct Layer {
+        device::Buffer<float> resid, resid_mid, mean1, std1, rstd_qk, rstd_v, mean2, std2, rstd2, lse, used1, used2;
+        device::Buffer<T> ln1_qk, ln1_v, qkv, atty, ln2, fch;
+        bool split = false;
+    };
+    std::vector<Layer> layers;
+    device::Buffer<float> resid_final, meanf, stdf, rstdf, usedf, losses, stats, ce, aux, aux_target, dx, ln_scratch, D,
+        bias_scratch;
+    device::Buffer<T> lnf, logits, branch, fch_gelu, dnorm, dbranch, dfch, datty, dqkv;
+    device::Buffer<int> idx, targets, aux_mask, ce_mask, bucket_token, bucket_start, bucket_positions;
+
+    DeviceActivations(const GPT2Config& c, int B_, int T_) : B(B_), Tn(T_), N(B_ * T_), layers(c.L) {
+        const size_t NC = (size_t)N * c.C;
+        for (Layer& a : layers) {
+            a.resid = device::Buffer<float>(NC); a.resid_mid = device::Buffer<float>(NC);
+            for (auto* b : {&a.mean1, &a.std1, &a.rstd_qk, &a.rstd_v, &a.mean2, &a.std2, &a.rstd2}) *b = device::Buffer<float>(N);
+            a.lse = device::Buffer<float>((size_t)B * c.NH * Tn);
+            a.used1 = device::Buffer<float>(8); a.used2 = device::Buffer<float>(1);
+            a.ln1_qk = device::Buffer<T>(NC); a.ln1_v = device::Buffer<T>(NC); a.qkv = device::Buffer<T>(3 * NC);
+            a.atty = device::Buffer<T>(NC); a.ln2 = device::Buffer<T>(NC); a.fch = device::Buffer<T>(4 * NC);
+        }
+        resid_final = device::Buffer<float>(NC);
+        for (auto* b : {&meanf, &stdf, &rstdf, &losses}) *b = device::Buffer<float>(N);
+        usedf = device::Buffer<float>(1); stats = device::Buffer<float>(2 * c.L + 1);
+        ce = device::Buffer<float>(1); aux = device::Buffer<float>(1); aux_target = device::Buffer<float>(1);
+        dx = device::Buffer<float>(NC);
+        ln_scratch = device::Buffer<float>(2 * (size_t)kernels::layernorm_backward_blocks(N) * c.C);
+        D = device::Buffer<float>((size_t)B * c.NH * Tn);
+        bias_scratch = device::Buffer<float>((size_t)kernels::kBiasChunks * 4 * c.C);
+        lnf = device::Buffer<T>(NC); logits = device::Buffer<T>((size_t)N * c.Vp);
+        branch = device::Buffer<T>(NC); fch_gelu = device::Buffer<T>(4 * NC); dnorm = device::Buffer<T>(NC);
+        dbranch = device::Buffer<T>(NC); dfch = device::Buffer<T>(4 * NC); datty = device::Buffer<T>(NC);
+        dqkv = device::Buffer<T>(3 * NC);
+        idx = device::Buffer<int>(N); targets = device::Buffer<int>(N); aux_mask = device::Buffer<int>(N);
+        ce_mask = device::Buffer<int>(N);
+        bucket_token = device::Buffer<int>(N); bucket_start = device::Buffer<int>(N + 1);
+        bucket_positions = device::Buffer<int>(N);
+    }
+};
+
+// Forward (and, unless mb.backward is false, backward into model.grads) of one micro-batch whose tokens are idx,
+// targets (B*T, host). Losses stay on the device (acts.ce, acts.aux, acts.losses, acts.stats).
+template <typename T>
+void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm,
+                      const LayerNormPaths& paths, const int* idx, const int* targets, const DeviceMicroBatch& mb,
+                      cudaStream_t s) {
+    namespace k = kernels;
+    const GPT2Config& c = model.cfg;
+    const int L = c.L, C = c.C, NH = c.NH, B = acts.B, Tn = acts.Tn, N = acts.N;
+    const size_t NC = (size_t)N * C, CC = (size_t)C * C;
+    const DropoutKey& key = mb.dropout;
+    const int ignore = mb.ignore_eot ? mb.eot : -1;
+
+    // the batch, and what the host knows of it: counted targets, positions grouped by token
+    device::to_device(acts.idx.data(), idx, N * sizeof(int));
+    device::to_device(acts.targets.data(), targets, N * sizeof(int));
+    std::vector<int> counted(N);
+    int count = 0;
+    for (int i = 0; i < N; i++) count += counted[i] = targets[i] != ignore;
+    device::to_device(acts.ce_mask.data(), counted.data(), N * sizeof(int));
+    const kernels::EncoderBuckets buckets = kernels::build_encoder_buckets(idx, N);
+    device::to_device(acts.bucket_token.data(), buckets.token.data(), buckets.token.size() * sizeof(int));
+    device::to_device(acts.bucket_start.data(), buckets.start.data(), buckets.start.size() * sizeof(int));
+    device::to_device(acts.bucket_positions.data(), buckets.positions.data(), buckets.positions.size() * sizeof(int));
+
+    // one LayerNorm module's statistic and estimator calls; returns nothing, writes used[k] per call
+    auto estimate = [&](float* std_rows, int module, double momentum, int calls, unsigned fixed_mask, float* used) {
+        float* stat = acts.stats.data() + module;
+        k::masked_mean(stat, std_rows, nullptr, N, s);
+        if (mb.estimator)
+            k::sigma_calls(model.sigma_ema.data() + module, model.sigma.data() + module, used, stat, momentum, calls,
+                           fixed_mask, s);
+        else  // evaluation: every call divides by the module's sigma as it is
+            k::sigma_calls(model.sigma_ema.data() + module, model.sigma.data() + module, used, stat, 1.0, calls,
+                           (1u << calls) - 1, s);
+    };
+    const SigmaEstimator none;
+    const SigmaEstimator& est = mb.estimator ? *mb.estimator : none;
+
+    // ---- forward -------------------------------------------------------------------------------------------------
+    k::encoder_forward(acts.layers[0].resid.data(), acts.idx.data(), model.p(WTE), model.p(WPE), key, B, Tn, C, s);
+    for (int l = 0; l < L; l++) {
+        auto& a = acts.layers[l];
+        const bool qk_fixed = paths.ln1qk_fixed[l], v_fixed = paths.ln1v_fixed[l];
+        k::layernorm_stats(a.mean1.data(), a.std1.data(), a.resid.data(), N, C, s);
+        const int calls = mb.estimator ? est.ln1_calls : 2;
+        unsigned mask = qk_fixed ? 1u : 0u;
+        for (int call = 1; call < calls; call++) mask |= v_fixed ? 1u << call : 0u;
+        estimate(a.std1.data(), ln1_module(l), est.momentum_ln1, calls, mask, a.used1.data());
+        k::layernorm_normalize(a.ln1_qk.data(), a.rstd_qk.data(), a.resid.data(), a.mean1.data(), a.std1.data(),
+                               model.p(LN1W, l, C), model.p(LN1B, l, C), qk_fixed ? a.used1.data() : nullptr, N, C, s);
+        a.split = qk_fixed != v_fixed;
+        if (a.split)
+            k::layernorm_normalize(a.ln1_v.data(), a.rstd_v.data(), a.resid.data(), a.mean1.data(), a.std1.data(),
+                                   model.p(LN1W, l, C), model.p(LN1B, l, C), v_fixed ? a.used1.data() + 1 : nullptr, N, C, s);
+        const T* xv = a.split ? a.ln1_v.data() : a.ln1_qk.data();
+        T* qkvw = model.p(QKVW, l, 3 * CC);
+        T* qkvb = model.p(QKVB, l, 3 * C);
+        k::matmul_forward(mm, a.qkv.data(), 3 * C, (T*)nullptr, a.ln1_qk.data(), qkvw, qkvb, N, C, 2 * C, s);
+        k::matmul_forward(mm, a.qkv.data() + 2 * C, 3 * C, (T*)nullptr, xv, qkvw + 2 * CC, qkvb + 2 * C, N, C, C, s);
+        k::attention_forward(a.atty.data(), a.lse.data(), a.qkv.data(), key, l, B, Tn, C, NH, s);
+        k::matmul_forward(mm, acts.branch.data(), C, (T*)nullptr, a.atty.data(), model.p(ATTPROJW, l, CC),
+                          model.p(ATTPROJB, l, C), N, C, C, s);
+        device::copy(a.resid_mid.data(), a.resid.data(), NC * sizeof(float), s);
+        k::residual_dropout_add(a.resid_mid.data(), acts.branch.data(), key, l, DROPOUT_ATTENTION_RESIDUAL, NC, s);
+
+        k::layernorm_stats(a.mean2.data(), a.std2.data(), a.resid_mid.data(), N, C, s);
+        estimate(a.std2.data(), ln2_module(L, l), est.momentum_ln2, 1, paths.ln2_fixed[l] ? 1u : 0u, a.used2.data());
+        k::layernorm_normalize(a.ln2.data(), a.rstd2.data(), a.resid_mid.data(), a.mean2.data(), a.std2.data(),
+                               model.p(LN2W, l, C), model.p(LN2B, l, C), paths.ln2_fixed[l] ? a.used2.data() : nullptr, N, C, s);
+        k::matmul_forward(mm, acts.fch_gelu.data(), 4 * C, a.fch.data(), a.ln2.data(), model.p(FCW, l, 4 * CC),
+                          model.p(FCB, l, 4 * C), N, C, 4 * C, s);
+        k::matmul_forward(mm, acts.branch.data(), C, (T*)nullptr, acts.fch_gelu.data(), model.p(FCPROJW, l, 4 * CC),
+                          model.p(FCPROJB, l, C), N, 4 * C, C, s);
+        float* next = l + 1 < L ? acts.layers[l + 1].resid.data() : acts.resid_final.data();
+        device::copy(next, a.resid_mid.data(), NC * sizeof(float), s);
+        k::residual_dropout_add(next, acts.branch.data(), key, l, DROPOUT_MLP_RESIDUAL, NC, s);
+    }
+    k::layernorm_stats(acts.meanf.data(), acts.stdf.data(), acts.resid_final.data(), N, C, s);
+    k::aux_loss_forward(acts.aux.data(), acts.aux_target.data(), acts.aux_mask.data(), acts.stdf.data(), acts.idx.data(),
+                        mb.eot, B, Tn, s);
+    estimate(acts.stdf.data(), lnf_module(L), est.momentum_lnf, 1, paths.lnf_fixed ? 1u : 0u, acts.usedf.data());
+    k::layernorm_normalize(acts.lnf.data(), acts.rstdf.data(), acts.resid_final.data(), acts.meanf.data(), acts.stdf.data(),
+                           model.p(LNFW), model.p(LNFB), paths.lnf_fixed ? acts.usedf.data() : nullptr, N, C, s);
+    k::matmul_forward(mm, acts.logits.data(), c.Vp, (T*)nullptr, acts.lnf.data(), model.p(WTE), (const T*)nullptr, N, C,
+                      c.Vp, s);
+    const float dloss = mb.backward && count > 0 ? (float)(mb.loss_scale / count) : 0.0f;
+    k::classifier(acts.logits.data(), acts.losses.data(), acts.targets.data(), ignore, dloss, N, c.V, c.Vp, s);
+    k::masked_mean(acts.ce.data(), acts.losses.data(), acts.ce_mask.data(), N, s);
+    if (!mb.backward) return;
+
+    // ---- backward: acts.logits now holds d(loss)/d(logits) ---------------------------------------------------------
+    float* dx = acts.dx.data();
+    k::matmul_backward_input(mm, acts.dnorm.data(), acts.logits.data(), c.Vp, model.p(WTE), N, C, c.Vp, false, s);
+    k::matmul_backward_weight(mm, model.g(WTE), acts.logits.data(), c.Vp, acts.lnf.data(), N, C, c.Vp, s);
+    device::zero(dx, NC * sizeof(float), s);
+    k::layernorm_backward(dx, model.g(LNFW), model.g(LNFB), acts.ln_scratch.data(), acts.dnorm.data(),
+                          acts.resid_final.data(), acts.meanf.data(), acts.rstdf.data(), model.p(LNFW), paths.lnf_fixed, N, C, s);
+    k::aux_loss_backward(dx, acts.resid_final.data(), acts.meanf.data(), acts.stdf.data(), acts.aux_target.data(),
+                         (float)(mb.loss_scale * mb.w_aux), N, C, s);
+    for (int l = L - 1; l >= 0; l--) {
+        auto& a = acts.layers[l];
+        // MLP branch
+        k::dropout_backward(acts.dbranch.data(), dx, key, l, DROPOUT_MLP_RESIDUAL, NC, s);
+        k::gelu_forward(acts.fch_gelu.data(), a.fch.data(), 4 * NC, s);  // recomputed, not stored
+        k::matmul_backward_input(mm, acts.dfch.data(), acts.dbranch.data(), C, model.p(FCPROJW, l, 4 * CC), N, 4 * C, C, false, s);
+        k::matmul_backward_weight(mm, model.g(FCPROJW, l, 4 * CC), acts.dbranch.data(), C, acts.fch_gelu.data(), N, 4 * C, C, s);
+        k::bias_backward(model.g(FCPROJB, l, C), acts.bias_scratch.data(), acts.dbranch.data(), C, N, C, s);
+        k::gelu_backward(acts.fch_gelu.data(), a.fch.data(), acts.dfch.data(), 4 * NC, s);  // fch_gelu := d(fch)
+        k::matmul_backward_input(mm, acts.dnorm.data(), acts.fch_gelu.data(), 4 * C, model.p(FCW, l, 4 * CC), N, C, 4 * C, false, s);
+        k::matmul_backward_weight(mm, model.g(FCW, l, 4 * CC), acts.fch_gelu.data(), 4 * C, a.ln2.data(), N, C, 4 * C, s);
+        k::bias_backward(model.g(FCB, l, 4 * C), acts.bias_scratch.data(), acts.fch_gelu.data(), 4 * C, N, 4 * C, s);
+        k::layernorm_backward(dx, model.g(LN2W, l, C), model.g(LN2B, l, C), acts.ln_scratch.data(), acts.dnorm.data(),
+                              a.resid_mid.data(), a.mean2.data(), a.rstd2.data(), model.p(LN2W, l, C), paths.ln2_fixed[l], N, C, s);
+        // attention branch
+        k::dropout_backward(acts.dbranch.data(), dx, key, l, DROPOUT_ATTENTION_RESIDUAL, NC, s);
+        k::matmul_backward_input(mm, acts.datty.data(), acts.dbranch.data(), C, model.p(ATTPROJW, l, CC), N, C, C, false, s);
+        k::matmul_backward_weight(mm, model.g(ATTPROJW, l, CC), acts.dbranch.data(), C, a.atty.data(), N, C, C, s);
+        k::bias_backward(model.g(ATTPROJB, l, C), acts.bias_scratch.data(), acts.dbranch.data(), C, N, C, s);
+        k::attention_backward(acts.dqkv.data(), acts.D.data(), acts.datty.data(), a.atty.data(), a.qkv.data(), a.lse.data(),
+                              key, l, B, Tn, C, NH, s);
+        T* qkvw = model.p(QKVW, l, 3 * CC);
+        float* dqkvw = model.g(QKVW, l, 3 * CC);
+        k::bias_backward(model.g(QKVB, l, 3 * C), acts.bias_scratch.data(), acts.dqkv.data(), 3 * C, N, 3 * C, s);
+        k::matmul_backward_input(mm, acts.dnorm.data(), acts.dqkv.data(), 3 * C, qkvw, N, C, 2 * C, false, s);
+        k::matmul_backward_weight(mm, dqkvw, acts.dqkv.data(), 3 * C, a.ln1_qk.data(), N, C, 2 * C, s);
+        const bool qk_fixed = paths.ln1qk_fixed[l], v_fixed = paths.ln1v_fixed[l];
+        if (a.split)  // two normalised inputs: each path's gradient goes through its own mode
+            k::layernorm_backward(dx, model.g(LN1W, l, C), model.g(LN1B, l, C), acts.ln_scratch.data(), acts.dnorm.data(),
+                                  a.resid.data(), a.mean1.data(), a.rstd_qk.data(), model.p(LN1W, l, C), qk_fixed, N, C, s);
+        const T* xv = a.split ? a.ln1_v.data() : a.ln1_qk.data();
+        k::matmul_backward_input(mm, acts.dnorm.data(), acts.dqkv.data() + 2 * C, 3 * C, qkvw + 2 * CC, N, C, C, !a.split, s);
+        k::matmul_backward_weight(mm, dqkvw + 2 * CC, acts.dqkv.data() + 2 * C, 3 * C, xv, N, C, C, s);
+        k::layernorm_backward(dx, model.g(LN1W, l, C), model.g(LN1B, l, C), acts.ln_scratch.data(), acts.dnorm.data(),
+                              a.resid.data(), a.mean1.data(), a.split ? a.rstd_v.data() : a.rstd_qk.data(),
+                              model.p(LN1W, l, C), a.split ? v_fixed : qk_fixed, N, C, s);
+    }
+    k::encoder_backward(model.g(WTE), model.g(WPE), dx, acts.bucket_token.data(), acts.bucket_start.data(),
+                        acts.bucket_positions.data(), (int)buckets.token.size(), key, B, Tn, C, s);
+}
+
+// Clip by the global gradient norm and take one AdamW step on every tensor; returns nothing, writes the norm
+// (before clipping) to norm[0] on the device.
+template <typename T>
+void gpt2_device_optimizer_step(DeviceGPT2<T>& model, device::Buffer<float>& norm, device::Buffer<float>& scratch,
+                                double lr, double beta1, double beta2, double eps, double weight_decay, double clip,
+                                const std::array<bool, NUM_PARAM_TENSORS>& decay, bool stochastic_rounding,
+                                uint64_t seed, cudaStream_t s) {
+    kernels::global_norm(norm.data(), scratch.data(), model.grads.data(), model.num_params, s);
+    model.adam_t++;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const size_t n = param_numel(model.cfg, i), off = model.offset[i];
+        kernels::AdamWStep step{(float)lr, (float)beta1, (float)beta2, (float)eps, decay[i] ? (float)weight_decay : 0.0f,
+                                (float)clip, model.adam_t, stochastic_rounding, seed, (uint32_t)i};
+        kernels::adamw(model.params.data() + off, model.master.data() + off, model.m.data() + off, model.v.data() + off,
+                       model.grads.data() + off, norm.data(), step, n, s);
+    }
+}
+
+}  // namespace lnfree
