@@ -23,11 +23,32 @@ TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o) $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/%.o)
 ASAN_OBJ := $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/asan/%.o) $(BUILD)/asan/test/main.o
 GPU_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
 
-.PHONY: all test setup fixtures clean test-gpu test-gpu-build cuda-lab
-all: $(BUILD)/test_lnfree $(BUILD)/test_kernels_asan $(BUILD)/lnfree_tool
+.PHONY: all run test setup fixtures clean test-gpu test-gpu-build cuda-lab train cpu
+all: $(BUILD)/test_lnfree $(BUILD)/test_kernels_asan $(BUILD)/lnfree_tool train_gpt2_lnfree_cpu
+
+# the trainer: `make train` for the GPU (nvcc), `make cpu` for the CPU (g++ through the host emulation; float32)
+train: train_gpt2_lnfree
+cpu: train_gpt2_lnfree_cpu
+
+train_gpt2_lnfree: train_gpt2_lnfree.cu $(LIB_OBJ) $(wildcard kernels/*.cuh lnfree/*.h lnfree/*.cuh)
+	$(NVCC) -std=c++20 -O3 -I. $(GPU_ARCH) -o $@ train_gpt2_lnfree.cu $(LIB_OBJ) -lcublasLt -Xcompiler -fopenmp
+
+$(BUILD)/train_gpt2_lnfree_cpu.o: train_gpt2_lnfree.cu
+	@mkdir -p $(BUILD)
+	$(CXX) $(CXXFLAGS) $(EMU_FLAGS) -DLNFREE_FLOAT32 -x c++ -c -o $@ $<
+
+train_gpt2_lnfree_cpu: $(BUILD)/train_gpt2_lnfree_cpu.o $(LIB_OBJ)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
 
 setup:
 	@bash dev/setup.sh --python
+
+# the main job: remove every LayerNorm of the bundled tiny model (or pass ARGS="-m xl ..."), on the GPU where
+# one is present, on the CPU otherwise
+run:
+	@bash dev/setup.sh
+	@if nvidia-smi -L >/dev/null 2>&1; then $(MAKE) --no-print-directory train && ./train_gpt2_lnfree $(ARGS); \
+	else $(MAKE) --no-print-directory -j2 cpu && ./train_gpt2_lnfree_cpu $(ARGS); fi
 
 test: setup
 	@$(MAKE) --no-print-directory -j2 all
@@ -77,4 +98,4 @@ fixtures: setup
 clean:
 	rm -rf $(BUILD)
 
--include $(TEST_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/dev/lnfree_tool.d
+-include $(TEST_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/dev/lnfree_tool.d $(BUILD)/train_gpt2_lnfree_cpu.d

@@ -41,6 +41,9 @@ echo "check_kernels: $kernels kernel builds for sm_80 and sm_90a, no spills (at 
 make --no-print-directory test-gpu-build NVCC="$NVCC" > "$out/test_gpu.log" 2>&1 \
     || { cat "$out/test_gpu.log" >&2; echo "check_kernels: the GPU kernel tests do not build" >&2; exit 1; }
 echo "check_kernels: GPU kernel tests built (build/test_kernels_gpu; run it with make test-gpu on a GPU machine)"
+make --no-print-directory train NVCC="$NVCC" > "$out/train.log" 2>&1 \
+    || { cat "$out/train.log" >&2; echo "check_kernels: the GPU trainer does not build" >&2; exit 1; }
+echo "check_kernels: GPU trainer built (train_gpt2_lnfree)"
 if [ -f dev/cuda/Makefile ]; then
     make --no-print-directory -j2 -C dev/cuda NVCC="$NVCC" > "$out/lab.log" 2>&1 \
         || { cat "$out/lab.log" >&2; echo "check_kernels: the kernel lab does not build" >&2; exit 1; }

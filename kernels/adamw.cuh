@@ -78,7 +78,7 @@ __global__ void adamw_kernel(T* param, float* master, float* m, float* v, const 
 template <typename T>
 void adamw(T* param, float* master, float* m, float* v, const float* grad, const float* grad_norm, const AdamWStep& s,
            size_t n, cudaStream_t stream) {
-    launch_kernel(adamw_kernel<T>, dim3((unsigned)std::min<size_t>((n + 511) / 512, 65535)), dim3(512), 0, stream, param,
+    launch_kernel(adamw_kernel<T>, stride_grid(n, 512), dim3(512), 0, stream, param,
                   master, m, v, grad, grad_norm, s, n);
 }
 

@@ -196,7 +196,7 @@ void attention_forward(T* out, float* lse, const T* qkv, const DropoutKey& key, 
 template <typename T>
 void attention_backward(T* dqkv, float* D, const T* dout, const T* out, const T* qkv, const float* lse,
                         const DropoutKey& key, uint32_t layer, int B, int Tn, int C, int NH, cudaStream_t stream) {
-    launch_kernel(attention_backward_rowdot_kernel<T>, dim3(ceil_div((long)B * NH * Tn, 256)), dim3(256), 0, stream, D,
+    launch_kernel(attention_backward_rowdot_kernel<T>, stride_grid((size_t)B * NH * Tn, 256), dim3(256), 0, stream, D,
                   dout, out, B, Tn, C, NH, C / NH);
     const dim3 grid(ceil_div(Tn, kAttentionTile), B * NH);
     dispatch_head_dim(C / NH, [&]<int HD>() {

@@ -37,14 +37,14 @@ __global__ void aux_loss_backward_kernel(float* dh, const float* h, const float*
 inline void aux_loss_forward(float* loss, float* target, int* mask, const float* std_in, const int* idx, int eot, int B,
                              int Tn, cudaStream_t stream) {
     const int N = B * Tn;
-    launch_kernel(aux_mask_kernel, dim3(ceil_div(N, 256)), dim3(256), 0, stream, mask, idx, eot, Tn, N);
+    launch_kernel(aux_mask_kernel, stride_grid(N, 256), dim3(256), 0, stream, mask, idx, eot, Tn, N);
     masked_mean(target, std_in, mask, N, stream);
     launch_kernel(aux_loss_value_kernel, dim3(1), dim3(1024), 0, stream, loss, std_in, (const float*)target, N);
 }
 
 inline void aux_loss_backward(float* dh, const float* h, const float* mean, const float* std_in, const float* target,
                               float dloss, int N, int C, cudaStream_t stream) {
-    launch_kernel(aux_loss_backward_kernel, dim3((unsigned)std::min<size_t>(((size_t)N * C + 255) / 256, 65535)),
+    launch_kernel(aux_loss_backward_kernel, stride_grid((size_t)N * C, 256),
                   dim3(256), 0, stream, dh, h, mean, std_in, target, dloss, N, C);
 }
 

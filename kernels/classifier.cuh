@@ -20,8 +20,9 @@ __device__ inline float block_max(float v, float* scratch) {
     return m;
 }
 
-// losses (N) = logsumexp(logits[row, 0:V]) - logits[row, target]. If dloss != 0, logits (N,Vp) is overwritten by its
-// gradient: dloss * (softmax - onehot) for counted rows (target != ignore_id), 0 for ignored rows and padding.
+// losses (N) = logsumexp(logits[row, 0:V]) - logits[row, target] (0 where target < 0: no target). If dloss != 0,
+// logits (N,Vp) is overwritten by its gradient: dloss * (softmax - onehot) for counted rows (target >= 0 and
+// != ignore_id), 0 for the other rows and for the padding.
 template <typename T>
 __global__ void classifier_kernel(T* logits, float* losses, const int* targets, int ignore_id, float dloss, int N, int V,
                                   int Vp) {
@@ -38,10 +39,10 @@ __global__ void classifier_kernel(T* logits, float* losses, const int* targets, 
         const float sum = block_sum(s == 0.0f ? 0.0f : s * expf(m - row_max), scratch);
         const float lse = row_max + logf(sum);
         const int target = targets[row];
-        if (threadIdx.x == 0) losses[row] = lse - to_float(z[target]);
+        if (threadIdx.x == 0) losses[row] = target >= 0 ? lse - to_float(z[target]) : 0.0f;
         __syncthreads();  // every thread has read z[target] before the gradient overwrites the row
         if (dloss == 0.0f) continue;
-        const float scale = target == ignore_id ? 0.0f : dloss;
+        const float scale = target == ignore_id || target < 0 ? 0.0f : dloss;
         for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
             const float p = v < V ? expf(to_float(z[v]) - lse) : 0.0f;
             z[v] = from_float<T>(scale * (p - (v == target ? 1.0f : 0.0f)));
@@ -53,7 +54,7 @@ __global__ void classifier_kernel(T* logits, float* losses, const int* targets, 
 template <typename T>
 void classifier(T* logits, float* losses, const int* targets, int ignore_id, float dloss, int N, int V, int Vp,
                 cudaStream_t stream) {
-    launch_kernel(classifier_kernel<T>, dim3(std::min(N, 8192)), dim3(512), 0, stream, logits, losses, targets,
+    launch_kernel(classifier_kernel<T>, stride_grid(N, 1), dim3(row_block(512, V, 64)), 0, stream, logits, losses, targets,
                   ignore_id, dloss, N, V, Vp);
 }
 

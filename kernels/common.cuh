@@ -29,6 +29,30 @@ template <> __host__ __device__ inline bf16 from_float<bf16>(float x) { return _
 
 inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
+// Blocks for a grid-stride loop over n items with `block` threads: enough to fill any GPU. Under the host
+// emulation every CUDA thread is a fiber, so a few blocks per worker do the same work far faster.
+inline dim3 stride_grid(size_t n, int block) {
+#if defined(CUDA_HOST_EMU)
+    const size_t cap = 16;
+#else
+    const size_t cap = 65535;
+#endif
+    return dim3((unsigned)std::min<size_t>(std::max<size_t>((n + block - 1) / block, 1), cap));
+}
+
+// Threads for a kernel that reduces each row with a whole block: `gpu` on a GPU; under the emulation, where every
+// barrier and shuffle switches fibers, the fewest warps that keep at most `per_thread` items per thread.
+inline int row_block(int gpu, int row_length, int per_thread) {
+#if defined(CUDA_HOST_EMU)
+    const int needed = (row_length + per_thread - 1) / per_thread;
+    return std::min(gpu, std::max(32, (needed + 31) / 32 * 32));
+#else
+    (void)row_length;
+    (void)per_thread;
+    return gpu;
+#endif
+}
+
 // Sum over a warp; every lane gets the same result, in a fixed order (deterministic).
 __device__ inline float warp_sum(float v) {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

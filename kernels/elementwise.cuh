@@ -46,29 +46,27 @@ __global__ void dropout_backward_kernel(T* dbranch, const float* dx, DropoutKey 
         dbranch[i] = from_float<T>(dx[i] * dropout_scale(key, layer, site, i));
 }
 
-inline dim3 elementwise_grid(size_t n, int block) { return dim3((unsigned)std::min<size_t>((n + block - 1) / block, 65535)); }
-
 template <typename T>
 void gelu_forward(T* out, const T* in, size_t n, cudaStream_t stream) {
-    launch_kernel(gelu_forward_kernel<T>, elementwise_grid(n, 256), dim3(256), 0, stream, out, in, n);
+    launch_kernel(gelu_forward_kernel<T>, stride_grid(n, 256), dim3(256), 0, stream, out, in, n);
 }
 
 template <typename T>
 void gelu_backward(T* dinp, const T* inp, const T* dout, size_t n, cudaStream_t stream) {
-    launch_kernel(gelu_backward_kernel<T>, elementwise_grid(n, 256), dim3(256), 0, stream, dinp, inp, dout, n);
+    launch_kernel(gelu_backward_kernel<T>, stride_grid(n, 256), dim3(256), 0, stream, dinp, inp, dout, n);
 }
 
 template <typename T>
 void residual_dropout_add(float* x, const T* branch, const DropoutKey& key, uint32_t layer, uint32_t site, size_t n,
                           cudaStream_t stream) {
-    launch_kernel(residual_dropout_add_kernel<T>, elementwise_grid(n, 256), dim3(256), 0, stream, x, branch, key, layer,
+    launch_kernel(residual_dropout_add_kernel<T>, stride_grid(n, 256), dim3(256), 0, stream, x, branch, key, layer,
                   site, n);
 }
 
 template <typename T>
 void dropout_backward(T* dbranch, const float* dx, const DropoutKey& key, uint32_t layer, uint32_t site, size_t n,
                       cudaStream_t stream) {
-    launch_kernel(dropout_backward_kernel<T>, elementwise_grid(n, 256), dim3(256), 0, stream, dbranch, dx, key, layer,
+    launch_kernel(dropout_backward_kernel<T>, stride_grid(n, 256), dim3(256), 0, stream, dbranch, dx, key, layer,
                   site, n);
 }
 

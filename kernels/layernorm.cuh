@@ -87,27 +87,32 @@ __global__ void layernorm_backward_kernel(float* dx, float* dw_partial, float* d
 
 inline void layernorm_stats(float* mean, float* std_out, const float* x, int N, int C, cudaStream_t stream) {
     const int block = 256;
-    launch_kernel(layernorm_stats_kernel, dim3(ceil_div(N, block / 32)), dim3(block), 0, stream, mean, std_out, x, N, C);
+    launch_kernel(layernorm_stats_kernel, stride_grid(N, block / 32), dim3(block), 0, stream, mean, std_out, x, N, C);
 }
 
 template <typename T>
 void layernorm_normalize(T* out, float* rstd, const float* x, const float* mean, const float* std_in, const T* w,
                          const T* b, const float* sigma, int N, int C, cudaStream_t stream) {
     const int block = 256;
-    const int grid = std::min(ceil_div((long)N * C, block), 65535);
-    launch_kernel(layernorm_normalize_kernel<T>, dim3(grid), dim3(block), 0, stream, out, rstd, x, mean, std_in, w, b,
+    launch_kernel(layernorm_normalize_kernel<T>, stride_grid((size_t)N * C, block), dim3(block), 0, stream, out, rstd, x, mean, std_in, w, b,
                   sigma, N, C);
 }
 
 // The number of partial rows layernorm_backward writes: scratch must hold 2 * this * C floats.
-inline int layernorm_backward_blocks(int N) { return std::min(N, 256); }
+inline int layernorm_backward_blocks(int N) {
+#if defined(CUDA_HOST_EMU)
+    return std::min(N, 16);  // the emulator: few blocks, each a set of fibers
+#else
+    return std::min(N, 256);
+#endif
+}
 
 // dx += the path's input gradient; dw, db += its parameter gradients. scratch: 2 * layernorm_backward_blocks(N) * C.
 template <typename T>
 void layernorm_backward(float* dx, float* dw, float* db, float* scratch, const T* dout, const float* x,
                         const float* mean, const float* rstd, const T* w, bool fixed, int N, int C, cudaStream_t stream) {
     const int blocks = layernorm_backward_blocks(N);
-    const int block = C <= 256 * kLayerNormBackwardMaxPerThread ? 256 : 1024;
+    const int block = row_block(C <= 256 * kLayerNormBackwardMaxPerThread ? 256 : 1024, C, kLayerNormBackwardMaxPerThread);
     if (C > block * kLayerNormBackwardMaxPerThread) throw std::invalid_argument("layernorm_backward: C too large");
     float* dw_partial = scratch;
     float* db_partial = scratch + (size_t)blocks * C;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -63,7 +64,7 @@ std::string hf_tensor_name(int tensor, int layer) {
     }
 }
 
-ParameterSet<float> load_hf_checkpoint(const std::string& dir) {
+GPT2Config read_hf_config(const std::string& dir) {
     const std::string config_path = dir + "/config.json";
     if (!file_exists(config_path))
         throw Error(dir + ": no config.json; a Hugging Face GPT-2 checkpoint directory is expected (dev/download_model.py fetches one)");
@@ -90,7 +91,11 @@ ParameterSet<float> load_hf_checkpoint(const std::string& dir) {
     c.Vp = padded_vocab(c.V);
     if (c.C % c.NH != 0)
         throw Error(config_path + ": n_embd " + std::to_string(c.C) + " is not divisible by n_head " + std::to_string(c.NH));
+    return c;
+}
 
+ParameterSet<float> load_hf_checkpoint(const std::string& dir) {
+    const GPT2Config c = read_hf_config(dir);
     // the files holding the tensors, and which file holds which name
     std::vector<std::unique_ptr<SafetensorsFile>> files;
     std::map<std::string, const SafetensorsFile*> where;
@@ -170,6 +175,19 @@ ParameterSet<float> load_hf_checkpoint(const std::string& dir) {
         throw Error(file->path() + ": unexpected tensor '" + name + "'; is this a GPT-2 (GPT2LMHeadModel) checkpoint?");
     }
     check_finite(p, dir);
+    return p;
+}
+
+ParameterSet<float> init_gpt2(const GPT2Config& c, uint64_t seed) {
+    ParameterSet<float> p(c);
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 0.02f), residual(0.0f, 0.02f / std::sqrt(2.0f * c.L));
+    for (int i : {WTE, WPE, QKVW, FCW})
+        for (size_t k = 0; k < p.numel(i); k++) p.tensor(i)[k] = normal(rng);
+    for (int i : {ATTPROJW, FCPROJW})  // GPT-2 scales the residual projections by 1/sqrt(2L)
+        for (size_t k = 0; k < p.numel(i); k++) p.tensor(i)[k] = residual(rng);
+    for (int i : {LN1W, LN2W, LNFW}) std::fill(p.tensor(i), p.tensor(i) + p.numel(i), 1.0f);
+    std::fill(p.tensor(WTE) + (size_t)c.V * c.C, p.tensor(WTE) + (size_t)c.Vp * c.C, 0.0f);
     return p;
 }
 

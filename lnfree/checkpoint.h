@@ -14,6 +14,10 @@ namespace lnfree {
 inline int padded_vocab(int V) { return (V + 127) / 128 * 128; }
 
 ParameterSet<float> load_hf_checkpoint(const std::string& dir);
+// config.json alone (a model to pretrain needs no weights)
+GPT2Config read_hf_config(const std::string& dir);
+// GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2L)), LayerNorm 1 and 0, biases 0
+ParameterSet<float> init_gpt2(const GPT2Config& c, uint64_t seed);
 ParameterSet<float> load_llmc_model(const std::string& path);
 // A directory is read as a Hugging Face checkpoint, a file as an llm.c model file.
 ParameterSet<float> load_model(const std::string& path);

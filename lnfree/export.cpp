@@ -120,6 +120,7 @@ void write_float32_safetensors(const std::string& path, const std::vector<NamedT
     write_safetensors(path, views, metadata);
 }
 
+// sigma empty: an ordinary GPT-2 checkpoint, LayerNorm kept (eps 1e-5, weights as they are)
 void export_hf(const std::string& dir, const ParameterSet<float>& params, const std::vector<double>& sigma,
                const std::string& source_dir) {
     const GPT2Config& c = params.config;
@@ -139,7 +140,7 @@ void export_hf(const std::string& dir, const ParameterSet<float>& params, const 
     config["n_head"] = c.NH;
     config["n_inner"] = nullptr;
     config["activation_function"] = "gelu_new";
-    config["layer_norm_epsilon"] = kHfEps;
+    config["layer_norm_epsilon"] = sigma.empty() ? 1e-5 : kHfEps;
     config["torch_dtype"] = "float32";
     if (!config.contains("bos_token_id")) config["bos_token_id"] = c.V - 1;
     if (!config.contains("eos_token_id")) config["eos_token_id"] = c.V - 1;
@@ -164,7 +165,7 @@ void export_hf(const std::string& dir, const ParameterSet<float>& params, const 
                 std::swap(shape[0], shape[1]);
             }
             const int module = i == LN1W ? ln1_module(l) : i == LN2W ? ln2_module(c.L, l) : i == LNFW ? lnf_module(c.L) : -1;
-            if (module >= 0)
+            if (module >= 0 && !sigma.empty())
                 for (double& w : v) w *= kHfScale / sigma[module];
             tensors.push_back({"transformer." + hf_tensor_name(i, l), shape, std::move(v)});
             if (conv1d) std::swap(shape[0], shape[1]);
@@ -192,6 +193,10 @@ void export_transformer_lens(const std::string& dir, const ParameterSet<float>& 
 }
 
 }  // namespace
+
+void export_hf_with_layernorm(const std::string& dir, const ParameterSet<float>& params, const std::string& source_dir) {
+    export_hf(dir, params, {}, source_dir);
+}
 
 void export_lnfree(const std::string& out_dir, const ParameterSet<float>& params, const std::vector<double>& sigma,
                    const std::string& source_dir) {

@@ -22,6 +22,9 @@ struct NamedTensor {
 // The TransformerLens state dict of the folded model, computed in float64. sigma: (2L+1) per module.
 std::vector<NamedTensor> fold_for_transformer_lens(const ParameterSet<float>& params, const std::vector<double>& sigma);
 
+// An ordinary Hugging Face GPT-2 checkpoint of a model that keeps LayerNorm (vanilla and pretraining runs).
+void export_hf_with_layernorm(const std::string& dir, const ParameterSet<float>& params, const std::string& source_dir);
+
 // Writes out_dir/hf and out_dir/transformer_lens. source_dir: the checkpoint the run started from ("" if none),
 // whose config.json fields and tokenizer files are carried over.
 void export_lnfree(const std::string& out_dir, const ParameterSet<float>& params, const std::vector<double>& sigma,

@@ -135,7 +135,7 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
     device::to_device(acts.targets.data(), targets, N * sizeof(int));
     std::vector<int> counted(N);
     int count = 0;
-    for (int i = 0; i < N; i++) count += counted[i] = targets[i] != ignore;
+    for (int i = 0; i < N; i++) count += counted[i] = targets[i] >= 0 && targets[i] != ignore;
     device::to_device(acts.ce_mask.data(), counted.data(), N * sizeof(int));
     const kernels::EncoderBuckets buckets = kernels::build_encoder_buckets(idx, N);
     device::to_device(acts.bucket_token.data(), buckets.token.data(), buckets.token.size() * sizeof(int));

@@ -34,7 +34,7 @@ __global__ void gelu_forward_vec8_kernel(bf16* out, const bf16* in, size_t n) {
 }
 
 void gelu_forward_vec8(bf16* out, const bf16* in, size_t n, cudaStream_t s) {
-    lab::launch_kernel(gelu_forward_vec8_kernel, k::elementwise_grid(std::max<size_t>(n / 8, 1), 256), dim3(256), 0, s, out,
+    lab::launch_kernel(gelu_forward_vec8_kernel, k::stride_grid(std::max<size_t>(n / 8, 1), 256), dim3(256), 0, s, out,
                        in, n);
 }
 

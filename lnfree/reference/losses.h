@@ -13,13 +13,15 @@ struct CrossEntropyResult {
 };
 
 // losses (N) = -log softmax(logits[n, 0:V])[targets[n]] for every row; targets equal to ignore_id (-1: none)
-// are left out of the mean. logits (N,Vp); columns V..Vp-1 are padding and never read.
+// are left out of the mean, and a negative target means no target at all (the last position of a sequence:
+// loss 0, not counted). logits (N,Vp); columns V..Vp-1 are padding and never read.
 template <typename real>
 CrossEntropyResult crossentropy_forward(real* losses, const real* logits, const int* targets, int ignore_id,
                                         int N, int V, int Vp) {
     CrossEntropyResult r;
     double sum = 0.0;
     for (int n = 0; n < N; n++) {
+        if (targets[n] < 0) { losses[n] = real(0); continue; }
         const real* z = logits + (size_t)n * Vp;
         double maxval = z[0];
         for (int v = 1; v < V; v++) maxval = std::max(maxval, (double)z[v]);
@@ -38,7 +40,7 @@ template <typename real>
 void crossentropy_backward(real* dlogits, const real* logits, const int* targets, int ignore_id, double dloss,
                            int N, int V, int Vp) {
     for (int n = 0; n < N; n++) {
-        if (targets[n] == ignore_id) continue;
+        if (targets[n] == ignore_id || targets[n] < 0) continue;
         const real* z = logits + (size_t)n * Vp;
         double maxval = z[0];
         for (int v = 1; v < V; v++) maxval = std::max(maxval, (double)z[v]);

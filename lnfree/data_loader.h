@@ -1,0 +1,48 @@
+// Batches from llm.c token shards, as the 2025 recipe draws them (method.md 7.1 and 10):
+//  - the data is cut into T-token chunks within each shard (the remainder of a shard is dropped); a sequence's
+//    inputs are its chunk, its targets the chunk shifted by one, and the last position has no target (-1);
+//  - training: chunks in a seeded random order without replacement, reshuffled each epoch; global sequence g of
+//    the run is chunk order[g]; process p of P takes sequences ((step * accum + micro) * P + p) * B ... of that
+//    stream, so every process reads its own slice of every global batch and the position is one number;
+//  - evaluation: every chunk of the validation shards in order.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lnfree/token_shard.h"
+
+namespace lnfree {
+
+class TokenChunks {
+   public:
+    // pattern: a file or a glob ("data/tiny/tiny_train_*.bin"); every id is checked against vocab_size
+    TokenChunks(const std::string& pattern, int seq_len, int vocab_size);
+    size_t size() const { return chunks_.size(); }
+    // inputs (T) and targets (T) of chunk i
+    void read(size_t i, int* inputs, int* targets) const;
+    size_t tokens() const;
+
+   private:
+    int T_;
+    std::vector<std::unique_ptr<TokenShard>> shards_;
+    std::vector<std::pair<uint32_t, size_t>> chunks_;  // (shard, first token)
+};
+
+class TrainBatches {
+   public:
+    TrainBatches(const TokenChunks& data, uint64_t seed, int process, int processes);
+    // Fills idx, targets (B*T) with this process's sequences of (step, micro).
+    void fill(int step, int micro, int grad_accum, int B, int* idx, int* targets);
+
+   private:
+    size_t chunk_of(uint64_t sequence);
+    const TokenChunks& data_;
+    uint64_t seed_;
+    int process_, processes_;
+    uint64_t epoch_ = UINT64_MAX;
+    std::vector<uint32_t> order_;
+};
+
+}  // namespace lnfree

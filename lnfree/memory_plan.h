@@ -1,0 +1,41 @@
+// How much device memory a run needs (method.md 6.1 sizes; the buffers of lnfree/gpt2_device.cuh), computed on
+// the host without loading weights: parameters (compute copy + float32 master), gradients, AdamW moments, and the
+// activations of one micro-batch, so the trainer can print the plan and the largest micro-batch that fits.
+#pragma once
+#include <cstddef>
+
+#include "lnfree/model.h"
+
+namespace lnfree {
+
+struct MemoryPlan {
+    size_t parameters = 0, gradients = 0, optimizer = 0, activations_per_sequence = 0, fixed_scratch = 0;
+    size_t total(int micro_batch) const {
+        return parameters + gradients + optimizer + fixed_scratch + activations_per_sequence * (size_t)micro_batch;
+    }
+    // the largest micro-batch whose total fits in `bytes` (0 if none)
+    int max_micro_batch(size_t bytes) const {
+        const size_t fixed = parameters + gradients + optimizer + fixed_scratch;
+        return bytes <= fixed || activations_per_sequence == 0 ? 0 : (int)((bytes - fixed) / activations_per_sequence);
+    }
+};
+
+// compute_bytes: 2 for bf16 activations and weight copy, 4 for the float32 build
+inline MemoryPlan memory_plan(const GPT2Config& c, int T, size_t compute_bytes) {
+    size_t P = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) P += param_numel(c, i);
+    MemoryPlan m;
+    m.parameters = P * (compute_bytes + 4);
+    m.gradients = P * 4;
+    m.optimizer = P * 8;
+    const size_t C = c.C, L = c.L, NH = c.NH, Vp = c.Vp, t = T, X = compute_bytes;
+    // per layer and token: resid, resid_mid (float); ln1_qk, ln1_v, qkv (3), atty, ln2, fch (4) in X; ~12 float stats
+    const size_t per_layer_token = 2 * 4 * C + (1 + 1 + 3 + 1 + 1 + 4) * C * X + 12 * 4 + NH * 4;
+    // final: resid, dx (float); lnf, logits, and the shared scratch (branch, fch_gelu, dnorm, dbranch, dfch, datty, dqkv)
+    const size_t final_token = 2 * 4 * C + C * X + Vp * X + (1 + 4 + 1 + 1 + 4 + 1 + 3) * C * X + 16 * 4;
+    m.activations_per_sequence = t * (L * per_layer_token + final_token);
+    m.fixed_scratch = (size_t)64 << 20;  // cuBLASLt workspace, reduction scratch
+    return m;
+}
+
+}  // namespace lnfree

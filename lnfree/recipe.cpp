@@ -1,0 +1,201 @@
+#include "lnfree/recipe.h"
+
+#include <cmath>
+
+#include "lnfree/error.h"
+
+namespace lnfree {
+
+std::vector<RemovalEvent> removal_schedule(int L, int start, int gap_ln2, int gap_ln1qk, int gap_ln1v) {
+    const int ln1qk = start + L * gap_ln2, ln1v = ln1qk + L * gap_ln1qk, lnf = ln1v + L * gap_ln1v;
+    return {{PathKind::LN2, start, gap_ln2}, {PathKind::LN1QK, ln1qk, gap_ln1qk}, {PathKind::LN1V, ln1v, gap_ln1v},
+            {PathKind::LNF, lnf, 0}};
+}
+
+namespace {
+
+struct SizePreset {
+    const char* name;
+    int L, start, gap_ln2, gap_ln1qk, gap_ln1v;
+    double peak, floor;
+    int warmup, length, steps, micro_batch, grad_accum;
+    double w_aux;
+};
+
+// method.md 4.2 and 6.1: the configs of the released 2025 models
+constexpr SizePreset kSizes[] = {
+    {"small", 12, 20, 2, 2, 3, 6e-4, 3e-4, 25, 300, 300, 32, 16, 0.1},
+    {"medium", 24, 20, 2, 2, 3, 6e-4, 3e-4, 10, 500, 500, 22, 23, 0.1},
+    {"large", 36, 30, 4, 4, 6, 3e-4, 4e-5, 15, 1200, 600, 28, 18, 0.03},
+    {"xl", 48, 50, 4, 4, 6, 1e-4, 2e-5, 20, 1200, 800, 18, 28, 0.01},
+};
+
+Recipe from_size(const SizePreset& s) {
+    Recipe r;
+    r.name = s.name;
+    r.events = removal_schedule(s.L, s.start, s.gap_ln2, s.gap_ln1qk, s.gap_ln1v);
+    // large and XL scale the EMA momentum to the micro-batch: 0.9^(micro_batch / 32)
+    const double m = s.L >= 36 ? std::pow(0.9, s.micro_batch / 32.0) : 0.9;
+    r.momentum_ln1 = r.momentum_ln2 = r.momentum_lnf = m;
+    r.w_aux = s.w_aux;
+    r.lr = LRSchedule{s.peak, s.floor, s.warmup, s.length};
+    r.steps = s.steps;
+    r.micro_batch = s.micro_batch;
+    r.grad_accum = s.grad_accum;
+    return r;
+}
+
+const SizePreset* size_for_depth(int L) {
+    for (const SizePreset& s : kSizes)
+        if (s.L == L) return &s;
+    return nullptr;
+}
+
+}  // namespace
+
+Recipe derive_recipe(int L, int steps) {
+    // the small recipe's shape: gaps 2/2/3, removal over 7L steps, then recovery; compressed to fit `steps`
+    const int start = std::max(2, steps / 15);
+    const bool roomy = start + 7 * L + 2 <= steps;  // else one step between switches
+    const int g2 = roomy ? 2 : 1, g1qk = roomy ? 2 : 1, g1v = roomy ? 3 : 1;
+    Recipe r;
+    r.name = "derived";
+    r.events = removal_schedule(L, start, g2, g1qk, g1v);
+    r.w_aux = 0.1;
+    r.lr = LRSchedule{6e-4, 3e-4, std::max(1, steps / 12), steps};
+    r.steps = steps;
+    r.micro_batch = 16;
+    r.grad_accum = 1;
+    r.seq_len = 128;
+    return r;
+}
+
+Recipe preset_recipe(const std::string& name, int L) {
+    for (const SizePreset& s : kSizes)
+        if (name == s.name) {
+            if (L != s.L)
+                throw Error("recipe " + name + ": made for " + std::to_string(s.L) + " layers, the model has " +
+                            std::to_string(L) + "; use a recipe file or --recipe derived");
+            return from_size(s);
+        }
+    if (name == "vanilla") {  // the paper's baseline: the same optimisation, LayerNorm kept, no aux loss
+        const SizePreset* s = size_for_depth(L);
+        Recipe r = s ? from_size(*s) : derive_recipe(L, 120);
+        r.name = "vanilla";
+        r.events.clear();
+        r.w_aux = 0.0;
+        r.decay_layernorm_weights = false;
+        return r;
+    }
+    if (name == "pretrain") {
+        Recipe r;
+        r.name = "pretrain";
+        r.random_init = true;
+        r.w_aux = 0.0;
+        r.dropout = 0.0;
+        r.decay_layernorm_weights = false;
+        r.ignore_eot_targets = false;
+        r.lr = LRSchedule{1e-3, 1e-4, 100, 3000};
+        r.steps = 3000;
+        r.micro_batch = 16;
+        r.seq_len = 256;
+        return r;
+    }
+    if (name == "derived") return derive_recipe(L, 120);
+    throw Error("recipe '" + name + "' is unknown; use small, medium, large, xl, derived, vanilla, pretrain or a .json file");
+}
+
+namespace {
+
+PathKind kind_from(const std::string& s, const std::string& source) {
+    if (s == "ln2") return PathKind::LN2;
+    if (s == "ln1qk") return PathKind::LN1QK;
+    if (s == "ln1v") return PathKind::LN1V;
+    if (s == "lnf") return PathKind::LNF;
+    throw Error(source + ": event kind '" + s + "' is not ln2, ln1qk, ln1v or lnf");
+}
+
+}  // namespace
+
+void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& source) {
+    if (!j.is_object()) throw Error(source + ": a recipe is a JSON object of fields to override");
+    for (auto& [key, value] : j.items()) {
+        auto number = [&]() {
+            if (!value.is_number()) throw Error(source + ": '" + key + "' must be a number");
+            return value.get<double>();
+        };
+        auto integer = [&]() {
+            if (!value.is_number_integer()) throw Error(source + ": '" + key + "' must be an integer");
+            return value.get<int>();
+        };
+        auto boolean = [&]() {
+            if (!value.is_boolean()) throw Error(source + ": '" + key + "' must be true or false");
+            return value.get<bool>();
+        };
+        if (key == "name") r.name = value.get<std::string>();
+        else if (key == "events") {
+            if (!value.is_array()) throw Error(source + ": 'events' must be a list of {kind, start, gap}");
+            r.events.clear();
+            for (auto& e : value) {
+                if (!e.is_object() || !e.contains("kind") || !e.contains("start") || !e["kind"].is_string() ||
+                    !e["start"].is_number_integer() || (e.contains("gap") && !e["gap"].is_number_integer()))
+                    throw Error(source + ": each event is {\"kind\": \"ln2|ln1qk|ln1v|lnf\", \"start\": int, \"gap\": int}");
+                r.events.push_back({kind_from(e["kind"], source), e["start"].get<int>(), e.value("gap", 0)});
+            }
+        }
+        else if (key == "momentum") r.momentum_ln1 = r.momentum_ln2 = r.momentum_lnf = number();
+        else if (key == "momentum_ln1") r.momentum_ln1 = number();
+        else if (key == "momentum_ln2") r.momentum_ln2 = number();
+        else if (key == "momentum_lnf") r.momentum_lnf = number();
+        else if (key == "ln1_calls") r.ln1_calls = integer();
+        else if (key == "w_aux") r.w_aux = number();
+        else if (key == "lr") r.lr.peak = number();
+        else if (key == "min_lr") r.lr.floor = number();
+        else if (key == "warmup") r.lr.warmup = integer();
+        else if (key == "schedule_length") r.lr.length = integer();
+        else if (key == "steps") r.steps = integer();
+        else if (key == "micro_batch") r.micro_batch = integer();
+        else if (key == "grad_accum") r.grad_accum = integer();
+        else if (key == "seq_len") r.seq_len = integer();
+        else if (key == "beta1") r.beta1 = number();
+        else if (key == "beta2") r.beta2 = number();
+        else if (key == "eps") r.eps = number();
+        else if (key == "weight_decay") r.weight_decay = number();
+        else if (key == "decay_layernorm_weights") r.decay_layernorm_weights = boolean();
+        else if (key == "clip") r.clip = number();
+        else if (key == "dropout") r.dropout = number();
+        else if (key == "ignore_eot_targets") r.ignore_eot_targets = boolean();
+        else if (key == "random_init") r.random_init = boolean();
+        else if (key == "stochastic_rounding") r.stochastic_rounding = boolean();
+        else throw Error(source + ": unknown recipe field '" + key + "' (see doc/trainer.md for the fields)");
+    }
+    if (r.steps < 0 || r.micro_batch < 1 || r.grad_accum < 1 || r.seq_len < 2 || r.lr.warmup < 0 || r.lr.length < 1 ||
+        r.ln1_calls < 2 || r.ln1_calls > 8 || r.dropout < 0 || r.dropout >= 1)
+        throw Error(source + ": a field is out of range (steps >= 0, micro_batch, grad_accum >= 1, seq_len >= 2, "
+                             "schedule_length >= 1, ln1_calls in 2..8, dropout in [0, 1))");
+}
+
+nlohmann::json recipe_to_json(const Recipe& r) {
+    nlohmann::json events = nlohmann::json::array();
+    for (const RemovalEvent& e : r.events) events.push_back({{"kind", path_kind_name(e.kind)}, {"start", e.start}, {"gap", e.gap}});
+    return {{"name", r.name}, {"events", events}, {"momentum_ln1", r.momentum_ln1}, {"momentum_ln2", r.momentum_ln2},
+            {"momentum_lnf", r.momentum_lnf}, {"ln1_calls", r.ln1_calls}, {"w_aux", r.w_aux}, {"lr", r.lr.peak},
+            {"min_lr", r.lr.floor}, {"warmup", r.lr.warmup}, {"schedule_length", r.lr.length}, {"steps", r.steps},
+            {"micro_batch", r.micro_batch}, {"grad_accum", r.grad_accum}, {"seq_len", r.seq_len}, {"beta1", r.beta1},
+            {"beta2", r.beta2}, {"eps", r.eps}, {"weight_decay", r.weight_decay},
+            {"decay_layernorm_weights", r.decay_layernorm_weights}, {"clip", r.clip}, {"dropout", r.dropout},
+            {"ignore_eot_targets", r.ignore_eot_targets}, {"random_init", r.random_init},
+            {"stochastic_rounding", r.stochastic_rounding}};
+}
+
+std::array<bool, NUM_PARAM_TENSORS> decay_mask(const Recipe& r) {
+    std::array<bool, NUM_PARAM_TENSORS> d{};
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const bool bias = i == LN1B || i == LN2B || i == LNFB || i == QKVB || i == ATTPROJB || i == FCB || i == FCPROJB;
+        const bool ln_weight = i == LN1W || i == LN2W || i == LNFW;
+        d[i] = !bias && (!ln_weight || r.decay_layernorm_weights);
+    }
+    return d;
+}
+
+}  // namespace lnfree

@@ -1,0 +1,426 @@
+// train_gpt2_lnfree: fine-tune GPT-2 into a model with no LayerNorm, by the published recipe (doc/, method.md).
+// One source, two builds: `make train` (nvcc, the GPU) and `make cpu` (g++ through the host emulation of the
+// kernels, the CPU). The main loop reads top to bottom: options, model, recipe, data, plan, train, evaluate, export.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "lnfree/checkpoint.h"
+#include "lnfree/data_loader.h"
+#include "lnfree/error.h"
+#include "lnfree/export.h"
+#include "lnfree/file_io.h"
+#include "lnfree/gpt2_device.cuh"
+#include "lnfree/memory_plan.h"
+#include "lnfree/recipe.h"
+#include "lnfree/safetensors.h"
+
+using namespace lnfree;
+namespace fs = std::filesystem;
+
+// The compute type: bf16 activations and weight copy, or everything in float32 (-DLNFREE_FLOAT32) for tight
+// comparisons and for the CPU build.
+#if defined(LNFREE_FLOAT32)
+using floatX = float;
+#else
+using floatX = kernels::bf16;
+#endif
+
+struct Options {
+    std::string model = "tiny", recipe, train_data, val_data, out = "out";
+    int steps = -1, micro_batch = -1, total_batch = -1, seq_len = -1;
+    int eval_interval = 50, eval_batches = -1, checkpoint_interval = 0, keep_checkpoints = 2;
+    uint64_t seed = 1337;
+    std::string resume;
+    bool plan_only = false;
+    double gpu_memory_gb = 80.0;
+};
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    CLI::App app{"train_gpt2_lnfree: remove every LayerNorm of a GPT-2 by fine-tuning (doc/ for the method)"};
+    app.add_option("-m,--model", o.model, "tiny | small | medium | large | xl | a Hugging Face directory | an llm.c .bin")
+        ->capture_default_str();
+    app.add_option("-r,--recipe", o.recipe, "small | medium | large | xl | derived | vanilla | pretrain | FILE.json "
+                                            "(default: the preset of the model's size, derived for other depths)");
+    app.add_option("--train", o.train_data, "training shards (glob); default per model");
+    app.add_option("--val", o.val_data, "validation shards (glob); default per model");
+    app.add_option("-o,--out", o.out, "output directory")->capture_default_str();
+    app.add_option("-n,--steps", o.steps, "optimizer steps (default: the recipe's)");
+    app.add_option("-b,--micro-batch", o.micro_batch, "sequences per micro-step (default: the recipe's)");
+    app.add_option("-B,--total-batch", o.total_batch, "sequences per optimizer step (default: the recipe's)");
+    app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence (default: the recipe's)");
+    app.add_option("--eval-interval", o.eval_interval, "evaluate every N steps (0: start and end only)")->capture_default_str();
+    app.add_option("--eval-batches", o.eval_batches, "validation micro-batches per evaluation (default: all)");
+    app.add_option("--checkpoint-interval", o.checkpoint_interval, "checkpoint every N steps (0: at the end only)")
+        ->capture_default_str();
+    app.add_option("--keep-checkpoints", o.keep_checkpoints, "checkpoints kept")->capture_default_str();
+    app.add_option("-s,--seed", o.seed, "seed of data order and dropout")->capture_default_str();
+    app.add_option("--resume", o.resume, "continue from a checkpoint directory, or 'latest' in --out");
+    app.add_flag("--plan", o.plan_only, "print the plan (model, recipe, memory) and exit");
+    app.add_option("--gpu-memory-gb", o.gpu_memory_gb, "device memory the plan fits into")->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        std::exit(0);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "train_gpt2_lnfree: %s (see --help)\n", e.what());
+        std::exit(2);
+    }
+    return o;
+}
+
+// ---- what a model name means -------------------------------------------------------------------------------------
+
+struct ModelSource {
+    std::string path, train, val;
+};
+
+ModelSource resolve_model(const Options& o) {
+    static const std::vector<std::pair<std::string, std::string>> names = {
+        {"small", "gpt2"}, {"medium", "gpt2-medium"}, {"large", "gpt2-large"}, {"xl", "gpt2-xl"}};
+    ModelSource s;
+    if (o.model == "tiny") {
+        s = {"data/tiny/model", "data/tiny/tiny_train_*.bin", "data/tiny/tiny_val_*.bin"};
+    } else {
+        s.path = o.model;
+        for (auto& [name, hf] : names)
+            if (o.model == name) s.path = "models/" + hf;
+        s.train = "data/openwebtext/openwebtext_train_*.bin";
+        s.val = "data/openwebtext/openwebtext_val_*.bin";
+        if (!fs::exists(s.path)) {
+            for (auto& [name, hf] : names)
+                if (o.model == name)
+                    throw Error(s.path + ": not downloaded; run: python dev/download_model.py " + name);
+            throw Error(o.model + ": no such model directory or file");
+        }
+    }
+    if (!o.train_data.empty()) s.train = o.train_data;
+    if (!o.val_data.empty()) s.val = o.val_data;
+    return s;
+}
+
+// Shapes of the four GPT-2 sizes, so --plan works before anything is downloaded.
+GPT2Config known_shape(const std::string& name) {
+    if (name == "small") return {12, 768, 12, 50257, 50304, 1024};
+    if (name == "medium") return {24, 1024, 16, 50257, 50304, 1024};
+    if (name == "large") return {36, 1280, 20, 50257, 50304, 1024};
+    if (name == "xl") return {48, 1600, 25, 50257, 50304, 1024};
+    return {};
+}
+
+Recipe resolve_recipe(const Options& o, int L) {
+    Recipe r;
+    static const std::vector<std::string> sizes = {"small", "medium", "large", "xl"};
+    const bool file = o.recipe.size() > 5 && o.recipe.substr(o.recipe.size() - 5) == ".json";
+    if (o.recipe.empty() || file) {
+        r = derive_recipe(L, 120);
+        for (const std::string& s : sizes)
+            if (known_shape(s).L == L) r = preset_recipe(s, L);
+    } else {
+        r = preset_recipe(o.recipe, L);
+    }
+    if (file) {
+        const nlohmann::json j = nlohmann::json::parse(read_text_file(o.recipe), nullptr, false);
+        if (j.is_discarded()) throw Error(o.recipe + ": not valid JSON");
+        apply_recipe_json(r, j, o.recipe);
+    }
+    if (o.steps >= 0) r.steps = o.steps;
+    if (o.seq_len > 0) r.seq_len = o.seq_len;
+    if (o.micro_batch > 0 || o.total_batch > 0) {
+        const int total = o.total_batch > 0 ? o.total_batch : r.micro_batch * r.grad_accum;
+        if (o.micro_batch > 0) r.micro_batch = o.micro_batch;
+        if (total % r.micro_batch != 0)
+            throw Error("--total-batch " + std::to_string(total) + " is not a multiple of --micro-batch " + std::to_string(r.micro_batch));
+        r.grad_accum = total / r.micro_batch;
+    }
+    return r;
+}
+
+void print_plan(const GPT2Config& c, const Recipe& r, const Options& o) {
+    const MemoryPlan m = memory_plan(c, r.seq_len, 2);  // the GPU build: bf16 activations and weight copy
+    const double gb = 1e9;
+    std::printf("model      %s: L=%d C=%d NH=%d V=%d (padded %d) context %d\n", o.model.c_str(), c.L, c.C, c.NH, c.V, c.Vp, c.maxT);
+    std::printf("recipe     %s: %d steps, %d x %d sequences of %d tokens, lr %.3g -> %.3g (warmup %d, schedule %d), "
+                "w_aux %.3g, momentum %.4g, dropout %.2g\n", r.name.c_str(), r.steps, r.micro_batch, r.grad_accum,
+                r.seq_len, r.lr.peak, r.lr.floor, r.lr.warmup, r.lr.length, r.w_aux, r.momentum_ln1, r.dropout);
+    for (const RemovalEvent& e : r.events)
+        std::printf("removal    %-5s from step %d%s\n", path_kind_name(e.kind), e.start,
+                    e.kind == PathKind::LNF ? "" : (", every " + std::to_string(e.gap) + " steps per layer").c_str());
+    if (r.events.empty()) std::printf("removal    none: LayerNorm is kept\n");
+    std::printf("memory     (GPU, bf16) parameters %.2f GB, gradients %.2f GB, optimizer %.2f GB, activations %.2f GB/sequence\n",
+                m.parameters / gb, m.gradients / gb, m.optimizer / gb, m.activations_per_sequence / gb);
+    std::printf("memory     (GPU, bf16) micro-batch %d needs %.2f GB; at most %d fit in %.0f GB\n", r.micro_batch,
+                m.total(r.micro_batch) / gb, m.max_micro_batch((size_t)(o.gpu_memory_gb * gb)), o.gpu_memory_gb);
+}
+
+// ---- checkpoints: everything needed to continue bit-exactly, written atomically ------------------------------
+
+struct RunState {
+    int step = 0;  // completed optimizer steps
+    LayerNormPaths paths;
+    double val_loss_initial = NAN;
+};
+
+template <typename T>
+void save_checkpoint(const std::string& out, DeviceGPT2<T>& model, const RunState& run, int keep) {
+    const std::string dir = out + "/checkpoint_" + std::to_string(run.step), tmp = dir + ".tmp";
+    fs::remove_all(tmp);
+    make_directories(tmp);
+    std::vector<float> master = model.master.to_host(), m = model.m.to_host(), v = model.v.to_host();
+    std::vector<T> copy = model.params.to_host();
+    const size_t n = model.num_params;
+    write_safetensors(tmp + "/state.safetensors",
+                      {f32_view("master", {n}, master.data()), f32_view("m", {n}, m.data()), f32_view("v", {n}, v.data()),
+                       SafetensorsView{"compute_copy", sizeof(T) == 4 ? "F32" : "BF16", {n}, copy.data(), n * sizeof(T)}});
+    const SigmaState sigma = model.get_sigma();
+    nlohmann::json paths = {{"ln2", run.paths.ln2_fixed}, {"ln1qk", run.paths.ln1qk_fixed},
+                            {"ln1v", run.paths.ln1v_fixed}, {"lnf", run.paths.lnf_fixed}};
+    nlohmann::json meta = {{"step", run.step}, {"adam_t", model.adam_t}, {"sigma_ema", sigma.ema},
+                           {"sigma", sigma.sigma}, {"fixed", paths}, {"val_loss_initial", run.val_loss_initial}};
+    write_text_file(tmp + "/state.json", meta.dump(2));
+    write_llmc_model(tmp + "/model.bin", model.master_to_host());
+    fs::remove_all(dir);
+    fs::rename(tmp, dir);
+    std::vector<int> steps;  // keep the newest `keep`
+    for (auto& e : fs::directory_iterator(out)) {
+        const std::string name = e.path().filename();
+        if (name.rfind("checkpoint_", 0) == 0 && name.find('.') == std::string::npos) steps.push_back(std::stoi(name.substr(11)));
+    }
+    std::sort(steps.begin(), steps.end());
+    for (size_t i = 0; i + keep < steps.size(); i++) fs::remove_all(out + "/checkpoint_" + std::to_string(steps[i]));
+}
+
+template <typename T>
+void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run) {
+    const nlohmann::json meta = nlohmann::json::parse(read_text_file(dir + "/state.json"), nullptr, false);
+    if (meta.is_discarded()) throw Error(dir + "/state.json: not valid JSON; the checkpoint is damaged");
+    SafetensorsFile f(dir + "/state.safetensors");
+    auto put = [&](device::Buffer<float>& b, const char* name) {
+        std::vector<float> v = f.floats(name);
+        if (v.size() != model.num_params) throw Error(dir + ": the checkpoint is for another model size");
+        device::to_device(b.data(), v.data(), v.size() * sizeof(float));
+    };
+    put(model.master, "master");
+    put(model.m, "m");
+    put(model.v, "v");
+    const SafetensorsTensor& t = f.info("compute_copy");
+    if (t.end - t.begin != model.num_params * sizeof(T)) throw Error(dir + ": the checkpoint's precision differs from this build");
+    std::vector<float> copy = f.floats("compute_copy");
+    std::vector<T> typed(copy.size());
+    for (size_t i = 0; i < copy.size(); i++) typed[i] = kernels::from_float<T>(copy[i]);
+    device::to_device(model.params.data(), typed.data(), typed.size() * sizeof(T));
+    SigmaState s(model.cfg.L);
+    s.ema = meta.at("sigma_ema").get<std::vector<double>>();
+    s.sigma = meta.at("sigma").get<std::vector<double>>();
+    model.set_sigma(s);
+    model.adam_t = meta.at("adam_t");
+    run.step = meta.at("step");
+    run.paths.ln2_fixed = meta.at("fixed").at("ln2").get<std::vector<bool>>();
+    run.paths.ln1qk_fixed = meta.at("fixed").at("ln1qk").get<std::vector<bool>>();
+    run.paths.ln1v_fixed = meta.at("fixed").at("ln1v").get<std::vector<bool>>();
+    run.paths.lnf_fixed = meta.at("fixed").at("lnf");
+    run.val_loss_initial = meta.value("val_loss_initial", NAN);
+}
+
+std::string latest_checkpoint(const std::string& out) {
+    int best = -1;
+    if (fs::exists(out))
+        for (auto& e : fs::directory_iterator(out)) {
+            const std::string name = e.path().filename();
+            if (name.rfind("checkpoint_", 0) == 0 && name.find('.') == std::string::npos) best = std::max(best, std::stoi(name.substr(11)));
+        }
+    if (best < 0) throw Error(out + ": no checkpoint to resume from");
+    return out + "/checkpoint_" + std::to_string(best);
+}
+
+// ---- evaluation: mean cross-entropy over every target of consecutive T-token windows (EOT included) ---------
+
+template <typename T>
+double evaluate(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm, const LayerNormPaths& paths,
+                const TokenChunks& val, int B, int max_batches, int eot) {
+    const int Tn = acts.Tn;
+    std::vector<int> idx((size_t)B * Tn), targets((size_t)B * Tn);
+    double sum = 0.0;
+    long count = 0;
+    const size_t batches = std::min<size_t>(val.size() / B, max_batches < 0 ? SIZE_MAX : (size_t)max_batches);
+    if (batches == 0) throw Error("validation data: fewer than one batch of " + std::to_string(B) + " sequences");
+    for (size_t k = 0; k < batches; k++) {
+        for (int b = 0; b < B; b++) val.read(k * B + b, idx.data() + (size_t)b * Tn, targets.data() + (size_t)b * Tn);
+        DeviceMicroBatch mb;
+        mb.eot = eot;
+        mb.ignore_eot = false;
+        mb.backward = false;
+        gpt2_device_step(model, acts, mm, paths, idx.data(), targets.data(), mb, nullptr);
+        const std::vector<float> losses = acts.losses.to_host();
+        for (size_t i = 0; i < losses.size(); i++)
+            if (targets[i] >= 0) { sum += losses[i]; count++; }
+    }
+    return sum / count;
+}
+
+// ---- the run ------------------------------------------------------------------------------------------------
+
+int run(const Options& o) {
+    using clock = std::chrono::steady_clock;
+    const auto started = clock::now();
+
+    // 1. model and recipe (the plan needs only their shapes)
+    const GPT2Config shape = known_shape(o.model);
+    if (o.plan_only && shape.L > 0) {
+        print_plan(shape, resolve_recipe(o, shape.L), o);
+        return 0;
+    }
+    const ModelSource source = resolve_model(o);
+    const bool hf_dir = fs::is_directory(source.path);
+    ParameterSet<float> host = hf_dir ? ParameterSet<float>(read_hf_config(source.path)) : load_model(source.path);
+    const Recipe recipe = resolve_recipe(o, host.config.L);
+    if (recipe.random_init) host = init_gpt2(host.config, o.seed);  // pretraining needs only the config
+    else if (hf_dir) host = load_hf_checkpoint(source.path);
+    const GPT2Config c = host.config;
+    print_plan(c, recipe, o);
+    if (o.plan_only) return 0;
+    if (recipe.seq_len > c.maxT) throw Error("--seq-len " + std::to_string(recipe.seq_len) + " exceeds the model's context " + std::to_string(c.maxT));
+    const int eot = c.V - 1;
+
+    // 2. data
+    const TokenChunks train(source.train, recipe.seq_len, c.V), val(source.val, recipe.seq_len, c.V);
+    TrainBatches batches(train, o.seed, 0, 1);
+    std::printf("data       train %zu sequences (%s), val %zu sequences (%s)\n", train.size(), source.train.c_str(),
+                val.size(), source.val.c_str());
+
+    // 3. the device model; sigma seeded with the model's own statistics on the first batch
+    make_directories(o.out);
+    DeviceGPT2<floatX> model(host);
+    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len);
+    kernels::MatmulContext mm;
+    const int N = recipe.micro_batch * recipe.seq_len;
+    std::vector<int> idx(N), targets(N);
+    RunState state;
+    state.paths = LayerNormPaths(c.L);
+    SigmaEstimator estimator{recipe.momentum_ln1, recipe.momentum_ln2, recipe.momentum_lnf, recipe.ln1_calls};
+    if (!o.resume.empty()) {
+        const std::string dir = o.resume == "latest" ? latest_checkpoint(o.out) : o.resume;
+        load_checkpoint(dir, model, state);
+        std::printf("resumed    %s at step %d\n", dir.c_str(), state.step);
+    } else {
+        SigmaEstimator measure{0.0, 0.0, 0.0, 2};
+        batches.fill(0, 0, recipe.grad_accum, recipe.micro_batch, idx.data(), targets.data());
+        DeviceMicroBatch mb;
+        mb.eot = eot;
+        mb.backward = false;
+        mb.estimator = &measure;
+        gpt2_device_step(model, acts, mm, state.paths, idx.data(), targets.data(), mb, nullptr);
+    }
+
+    // 4. evaluate, train, evaluate
+    std::ofstream log(o.out + "/log.jsonl", std::ios::app);
+    auto log_line = [&](const nlohmann::json& j) { log << j.dump() << "\n"; log.flush(); };
+    if (std::isnan(state.val_loss_initial)) {
+        state.val_loss_initial = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot);
+        log_line({{"step", state.step}, {"val_loss", state.val_loss_initial}});
+    }
+    std::printf("eval       step %d val loss %.4f\n", state.step, state.val_loss_initial);
+    device::Buffer<float> norm(1), norm_scratch(kernels::kNormBlocks);
+    const auto decay = decay_mask(recipe);
+    const long tokens_per_step = (long)recipe.micro_batch * recipe.grad_accum * recipe.seq_len;
+    double val_loss = state.val_loss_initial;
+    const int first_step = state.step;
+    const auto train_started = clock::now();
+    for (int step = state.step; step < recipe.steps; step++) {
+        const auto t0 = clock::now();
+        const std::vector<std::string> switched = apply_removal_events(recipe.events, step, state.paths);
+        device::zero(model.grads.data(), model.num_params * sizeof(float), nullptr);
+        double ce = 0.0, aux = 0.0;
+        for (int micro = 0; micro < recipe.grad_accum; micro++) {
+            batches.fill(step, micro, recipe.grad_accum, recipe.micro_batch, idx.data(), targets.data());
+            DeviceMicroBatch mb;
+            mb.dropout = DropoutKey{(float)recipe.dropout, o.seed, (uint32_t)step, (uint32_t)micro};
+            mb.eot = eot;
+            mb.ignore_eot = recipe.ignore_eot_targets;
+            mb.w_aux = recipe.w_aux;
+            mb.loss_scale = 1.0 / recipe.grad_accum;
+            mb.estimator = &estimator;
+            gpt2_device_step(model, acts, mm, state.paths, idx.data(), targets.data(), mb, nullptr);
+            ce += acts.ce.to_host()[0] / recipe.grad_accum;
+            aux += acts.aux.to_host()[0] / recipe.grad_accum;
+        }
+        const double lr = recipe.lr.at(step);
+        gpt2_device_optimizer_step(model, norm, norm_scratch, lr, recipe.beta1, recipe.beta2, recipe.eps,
+                                   recipe.weight_decay, recipe.clip, decay, recipe.stochastic_rounding && sizeof(floatX) == 2,
+                                   o.seed, nullptr);
+        state.step = step + 1;
+        const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        const double elapsed = std::chrono::duration<double>(clock::now() - train_started).count();
+        const double left = elapsed / (state.step - first_step) * (recipe.steps - state.step);
+        const SigmaState sigma = model.get_sigma();
+        log_line({{"step", step}, {"loss", ce}, {"aux_loss", aux}, {"lr", lr}, {"grad_norm", norm.to_host()[0]},
+                  {"tokens_per_second", tokens_per_step / seconds}, {"switched", switched}, {"sigma", sigma.sigma}});
+        std::string marks;
+        for (const std::string& s : switched) marks += " " + s;
+        std::printf("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s  %.0fs left%s%s\n", step + 1,
+                    recipe.steps, ce, aux, lr, norm.to_host()[0], tokens_per_step / seconds, left,
+                    marks.empty() ? "" : "  | fixed:", marks.c_str());
+        if (o.eval_interval > 0 && state.step % o.eval_interval == 0 && state.step < recipe.steps) {
+            val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot);
+            log_line({{"step", state.step}, {"val_loss", val_loss}});
+            std::printf("eval       step %d val loss %.4f\n", state.step, val_loss);
+        }
+        if (o.checkpoint_interval > 0 && state.step % o.checkpoint_interval == 0)
+            save_checkpoint(o.out, model, state, o.keep_checkpoints);
+    }
+    val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot);
+    log_line({{"step", state.step}, {"val_loss", val_loss}});
+    std::printf("eval       step %d val loss %.4f\n", state.step, val_loss);
+    save_checkpoint(o.out, model, state, o.keep_checkpoints);
+
+    // 5. export and summary
+    const SigmaState sigma = model.get_sigma();
+    const int remaining = state.paths.real_paths_remaining();
+    if (remaining == 0) {
+        export_lnfree(o.out + "/export", model.master_to_host(), sigma.sigma, hf_dir ? source.path : "");
+        std::printf("export     %s/export/hf and %s/export/transformer_lens (LN-free)\n", o.out.c_str(), o.out.c_str());
+    } else {
+        export_hf_with_layernorm(o.out + "/export/hf", model.master_to_host(), hf_dir ? source.path : "");
+        std::printf("export     %s/export/hf (LayerNorm kept: %d real paths)\n", o.out.c_str(), remaining);
+    }
+    const double wall = std::chrono::duration<double>(clock::now() - started).count();
+    const double train_seconds = std::chrono::duration<double>(clock::now() - train_started).count();
+    nlohmann::json sigma_by_site;
+    for (int l = 0; l < c.L; l++) {
+        sigma_by_site["blocks." + std::to_string(l) + ".ln_1"] = sigma.sigma[ln1_module(l)];
+        sigma_by_site["blocks." + std::to_string(l) + ".ln_2"] = sigma.sigma[ln2_module(c.L, l)];
+    }
+    sigma_by_site["ln_f"] = sigma.sigma[lnf_module(c.L)];
+    const nlohmann::json summary = {
+        {"model", o.model}, {"recipe", recipe_to_json(recipe)}, {"steps", state.step},
+        {"tokens", (long)state.step * tokens_per_step}, {"val_loss_initial", state.val_loss_initial},
+        {"val_loss_final", val_loss}, {"real_ln_paths_remaining", remaining}, {"sigma", sigma_by_site},
+        {"wall_seconds", wall},
+        {"tokens_per_second", (state.step - first_step) * tokens_per_step / std::max(train_seconds, 1e-9)}};
+    write_text_file(o.out + "/summary.json", summary.dump(2) + "\n");
+    std::printf("summary    %s/summary.json: val loss %.4f -> %.4f, %d real LayerNorm paths left, %.0f s\n",
+                o.out.c_str(), state.val_loss_initial, val_loss, remaining, wall);
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one progress line at a time, also into a pipe or a file
+    const Options o = parse_options(argc, argv);
+    try {
+        return run(o);
+    } catch (const Error& e) {
+        std::fprintf(stderr, "train_gpt2_lnfree: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "train_gpt2_lnfree: %s\n", e.what());
+        return 1;
+    }
+}
