@@ -76,7 +76,7 @@ $(BUILD)/asan/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter-out -O2,$(CXXFLAGS)) $(EMU_FLAGS) -O1 -Wno-maybe-uninitialized -fsanitize=address -fno-omit-frame-pointer -c -o $@ $<
 
-$(BUILD)/test_kernels_asan: $(ASAN_OBJ)
+$(BUILD)/test_kernels_asan: $(ASAN_OBJ) $(LIB_OBJ)
 	$(CXX) $(CXXFLAGS) -fsanitize=address -o $@ $^ $(LDLIBS)
 
 # the same kernel tests built by nvcc: they compare the GPU with the CPU reference (needs a GPU to run)

@@ -305,7 +305,6 @@ int run(const Options& o) {
     std::vector<int> idx(N), targets(N);
     RunState state;
     state.paths = LayerNormPaths(c.L);
-    SigmaEstimator estimator{recipe.momentum_ln1, recipe.momentum_ln2, recipe.momentum_lnf, recipe.ln1_calls};
     if (!o.resume.empty()) {
         const std::string dir = o.resume == "latest" ? latest_checkpoint(o.out) : o.resume;
         load_checkpoint(dir, model, state);
@@ -328,45 +327,30 @@ int run(const Options& o) {
         log_line({{"step", state.step}, {"val_loss", state.val_loss_initial}});
     }
     std::printf("eval       step %d val loss %.4f\n", state.step, state.val_loss_initial);
-    device::Buffer<float> norm(1), norm_scratch(kernels::kNormBlocks);
-    const auto decay = decay_mask(recipe);
     const long tokens_per_step = (long)recipe.micro_batch * recipe.grad_accum * recipe.seq_len;
     double val_loss = state.val_loss_initial;
     const int first_step = state.step;
     const auto train_started = clock::now();
+    const BatchSource next_batch = [&](int step, int micro, int* i, int* t) {
+        batches.fill(step, micro, recipe.grad_accum, recipe.micro_batch, i, t);
+    };
     for (int step = state.step; step < recipe.steps; step++) {
         const auto t0 = clock::now();
-        const std::vector<std::string> switched = apply_removal_events(recipe.events, step, state.paths);
-        device::zero(model.grads.data(), model.num_params * sizeof(float), nullptr);
-        double ce = 0.0, aux = 0.0;
-        for (int micro = 0; micro < recipe.grad_accum; micro++) {
-            batches.fill(step, micro, recipe.grad_accum, recipe.micro_batch, idx.data(), targets.data());
-            DeviceMicroBatch mb;
-            mb.dropout = DropoutKey{(float)recipe.dropout, o.seed, (uint32_t)step, (uint32_t)micro};
-            mb.eot = eot;
-            mb.ignore_eot = recipe.ignore_eot_targets;
-            mb.w_aux = recipe.w_aux;
-            mb.loss_scale = 1.0 / recipe.grad_accum;
-            mb.estimator = &estimator;
-            gpt2_device_step(model, acts, mm, state.paths, idx.data(), targets.data(), mb, nullptr);
-            ce += acts.ce.to_host()[0] / recipe.grad_accum;
-            aux += acts.aux.to_host()[0] / recipe.grad_accum;
-        }
-        const double lr = recipe.lr.at(step);
-        gpt2_device_optimizer_step(model, norm, norm_scratch, lr, recipe.beta1, recipe.beta2, recipe.eps,
-                                   recipe.weight_decay, recipe.clip, decay, recipe.stochastic_rounding && sizeof(floatX) == 2,
-                                   o.seed, nullptr);
+        const TrainStepResult r = gpt2_device_train_step(model, acts, mm, state.paths, recipe, o.seed, eot, step, next_batch,
+                                                         nullptr);
+        const std::vector<std::string>& switched = r.switched;
+        const double ce = r.ce, aux = r.aux, lr = r.lr;
         state.step = step + 1;
         const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
         const double elapsed = std::chrono::duration<double>(clock::now() - train_started).count();
         const double left = elapsed / (state.step - first_step) * (recipe.steps - state.step);
         const SigmaState sigma = model.get_sigma();
-        log_line({{"step", step}, {"loss", ce}, {"aux_loss", aux}, {"lr", lr}, {"grad_norm", norm.to_host()[0]},
+        log_line({{"step", step}, {"loss", ce}, {"aux_loss", aux}, {"lr", lr}, {"grad_norm", r.grad_norm},
                   {"tokens_per_second", tokens_per_step / seconds}, {"switched", switched}, {"sigma", sigma.sigma}});
         std::string marks;
         for (const std::string& s : switched) marks += " " + s;
         std::printf("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s  %.0fs left%s%s\n", step + 1,
-                    recipe.steps, ce, aux, lr, norm.to_host()[0], tokens_per_step / seconds, left,
+                    recipe.steps, ce, aux, lr, r.grad_norm, tokens_per_step / seconds, left,
                     marks.empty() ? "" : "  | fixed:", marks.c_str());
         if (o.eval_interval > 0 && state.step % o.eval_interval == 0 && state.step < recipe.steps) {
             val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot);

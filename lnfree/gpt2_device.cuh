@@ -4,6 +4,8 @@
 // holds the two to the same numbers. T = __nv_bfloat16 (the product) or float (for tight comparisons).
 #pragma once
 #include <array>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "kernels/adamw.cuh"
@@ -17,6 +19,7 @@
 #include "kernels/matmul.cuh"
 #include "kernels/sigma.cuh"
 #include "lnfree/model.h"
+#include "lnfree/recipe.h"
 #include "lnfree/sigma_estimator.h"
 
 namespace lnfree {
@@ -29,11 +32,13 @@ struct DeviceGPT2 {
     device::Buffer<T> params;                       // the compute copy the kernels read
     device::Buffer<float> master, grads, m, v;      // float32 master weights, gradients, AdamW moments
     device::Buffer<double> sigma_ema, sigma;        // (2L+1) the estimator's state, as lnfree::SigmaState
+    device::Buffer<float> grad_norm, norm_scratch;  // the optimizer step's global gradient norm
     int adam_t = 0;
 
     explicit DeviceGPT2(const ParameterSet<float>& host)
         : cfg(host.config), offset(host.offset), num_params(host.data.size()), params(num_params), master(host.data),
-          grads(num_params), m(num_params), v(num_params), sigma_ema(2 * cfg.L + 1), sigma(2 * cfg.L + 1) {
+          grads(num_params), m(num_params), v(num_params), sigma_ema(2 * cfg.L + 1), sigma(2 * cfg.L + 1),
+          grad_norm(1), norm_scratch(kernels::kNormBlocks) {
         std::vector<T> copy(num_params);
         for (size_t i = 0; i < num_params; i++) copy[i] = kernels::from_float<T>(host.data[i]);
         device::to_device(params.data(), copy.data(), num_params * sizeof(T));
@@ -258,22 +263,55 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
                         acts.bucket_positions.data(), (int)buckets.token.size(), key, B, Tn, C, s);
 }
 
-// Clip by the global gradient norm and take one AdamW step on every tensor; returns nothing, writes the norm
-// (before clipping) to norm[0] on the device.
+// Fills idx and targets (B*T, host) for micro-batch `micro` of optimizer step `step`.
+using BatchSource = std::function<void(int step, int micro, int* idx, int* targets)>;
+
+struct TrainStepResult {
+    double ce = 0.0, aux = 0.0;  // means over the step's micro-batches (aux unweighted)
+    double lr = 0.0, grad_norm = 0.0;
+    std::vector<std::string> switched;
+};
+
+// One optimizer step of a run, as ref::train does it: the removal events due at `step`, the recipe's micro-batches
+// (each gradient scaled by 1/grad_accum), the global norm, clipping folded into AdamW. The trainer and the tests
+// call this same function.
 template <typename T>
-void gpt2_device_optimizer_step(DeviceGPT2<T>& model, device::Buffer<float>& norm, device::Buffer<float>& scratch,
-                                double lr, double beta1, double beta2, double eps, double weight_decay, double clip,
-                                const std::array<bool, NUM_PARAM_TENSORS>& decay, bool stochastic_rounding,
-                                uint64_t seed, cudaStream_t s) {
-    kernels::global_norm(norm.data(), scratch.data(), model.grads.data(), model.num_params, s);
+TrainStepResult gpt2_device_train_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm,
+                                       LayerNormPaths& paths, const Recipe& r, uint64_t seed, int eot, int step,
+                                       const BatchSource& next_batch, cudaStream_t s) {
+    TrainStepResult out;
+    out.switched = apply_removal_events(r.events, step, paths);
+    const SigmaEstimator estimator{r.momentum_ln1, r.momentum_ln2, r.momentum_lnf, r.ln1_calls};
+    std::vector<int> idx(acts.N), targets(acts.N);
+    device::zero(model.grads.data(), model.num_params * sizeof(float), s);
+    for (int micro = 0; micro < r.grad_accum; micro++) {
+        next_batch(step, micro, idx.data(), targets.data());
+        DeviceMicroBatch mb;
+        mb.dropout = DropoutKey{(float)r.dropout, seed, (uint32_t)step, (uint32_t)micro};
+        mb.eot = eot;
+        mb.ignore_eot = r.ignore_eot_targets;
+        mb.w_aux = r.w_aux;
+        mb.loss_scale = 1.0 / r.grad_accum;
+        mb.estimator = &estimator;
+        gpt2_device_step(model, acts, mm, paths, idx.data(), targets.data(), mb, s);
+        out.ce += acts.ce.to_host()[0] / r.grad_accum;
+        out.aux += acts.aux.to_host()[0] / r.grad_accum;
+    }
+    out.lr = r.lr.at(step);
+    kernels::global_norm(model.grad_norm.data(), model.norm_scratch.data(), model.grads.data(), model.num_params, s);
     model.adam_t++;
+    const std::array<bool, NUM_PARAM_TENSORS> decay = decay_mask(r);
+    const bool stochastic = r.stochastic_rounding && sizeof(T) == 2;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         const size_t n = param_numel(model.cfg, i), off = model.offset[i];
-        kernels::AdamWStep step{(float)lr, (float)beta1, (float)beta2, (float)eps, decay[i] ? (float)weight_decay : 0.0f,
-                                (float)clip, model.adam_t, stochastic_rounding, seed, (uint32_t)i};
+        kernels::AdamWStep a{(float)out.lr, (float)r.beta1, (float)r.beta2, (float)r.eps,
+                             decay[i] ? (float)r.weight_decay : 0.0f, (float)r.clip, model.adam_t, stochastic, seed,
+                             (uint32_t)i};
         kernels::adamw(model.params.data() + off, model.master.data() + off, model.m.data() + off, model.v.data() + off,
-                       model.grads.data() + off, norm.data(), step, n, s);
+                       model.grads.data() + off, model.grad_norm.data(), a, n, s);
     }
+    out.grad_norm = model.grad_norm.to_host()[0];
+    return out;
 }
 
 }  // namespace lnfree

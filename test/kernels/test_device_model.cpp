@@ -1,5 +1,5 @@
-// The device model (lnfree/gpt2_device.cuh: every kernel composed into GPT-2's forward, backward and optimizer
-// step) against the CPU reference's training loop, over 20 optimizer steps crossing 7 removal events with
+// The trainer's step (lnfree/gpt2_device.cuh: every kernel composed into GPT-2's forward, backward and optimizer
+// step; train_gpt2_lnfree.cu calls the same function) against the CPU reference's training loop, over 20 optimizer steps crossing 7 removal events with
 // dropout, the aux loss, gradient accumulation and clipping: float32 build, losses within 1e-4 relative and sigmas
 // within 1e-5 at every step; bf16 build within 2e-2.
 #include "test/kernels/kernel_test_util.h"
@@ -21,17 +21,29 @@ TEMPLATE_TEST_CASE("the device model trains like the reference loop through remo
         for (size_t k = 0; k < params.numel(i); k++) params.tensor(i)[k] += 1.0f;
     std::fill(params.tensor(WTE) + (size_t)cfg.V * cfg.C, params.tensor(WTE) + (size_t)cfg.Vp * cfg.C, 0.0f);
 
+    // a recipe for the trainer's step function, and the same run as the reference loop's options
+    Recipe recipe;
+    recipe.events = {{PathKind::LN2, 2, 1}, {PathKind::LN1QK, 6, 1}, {PathKind::LN1V, 10, 1}, {PathKind::LNF, 14, 0}};
+    recipe.w_aux = 0.1;
+    recipe.lr = LRSchedule{2e-3, 1e-3, 3, 30};
+    recipe.steps = 20;
+    recipe.micro_batch = 2;
+    recipe.grad_accum = 2;
+    recipe.seq_len = 13;
+    recipe.stochastic_rounding = false;
+    const uint64_t seed = 77;
     ref::TrainOptions opt;
-    opt.B = 2; opt.T = 13; opt.grad_accum = 2; opt.steps = 20;
-    opt.lr = LRSchedule{2e-3, 1e-3, 3, 30};
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++)
-        opt.decay[i] = !(i == LN1B || i == LN2B || i == LNFB || i == QKVB || i == ATTPROJB || i == FCB || i == FCPROJB);
-    opt.clip = 1.0;
-    opt.dropout = 0.1f;
-    opt.seed = 77;
-    opt.w_aux = 0.1;
+    opt.B = recipe.micro_batch; opt.T = recipe.seq_len; opt.grad_accum = recipe.grad_accum; opt.steps = recipe.steps;
+    opt.lr = recipe.lr;
+    opt.adamw = ref::AdamWHyper{recipe.beta1, recipe.beta2, recipe.eps, recipe.weight_decay};
+    opt.decay = decay_mask(recipe);
+    opt.clip = recipe.clip;
+    opt.dropout = (float)recipe.dropout;
+    opt.seed = seed;
+    opt.estimator = SigmaEstimator{recipe.momentum_ln1, recipe.momentum_ln2, recipe.momentum_lnf, recipe.ln1_calls};
+    opt.w_aux = recipe.w_aux;
     opt.eot = 5;
-    opt.events = {{PathKind::LN2, 2, 1}, {PathKind::LN1QK, 6, 1}, {PathKind::LN1V, 10, 1}, {PathKind::LNF, 14, 0}};
+    opt.events = recipe.events;
     std::vector<int> tokens(400);
     std::mt19937 rng(82);
     for (int& t : tokens) t = rng() % 10 == 0 ? opt.eot : (int)(rng() % cfg.V);
@@ -49,38 +61,22 @@ TEMPLATE_TEST_CASE("the device model trains like the reference loop through remo
     SigmaState ref_sigma = sigma0;
     const std::vector<ref::StepRecord> expected = ref::train(ref_params, ref_paths, ref_sigma, opt, batches);
 
-    // the device model, the same loop
+    // the device model through the trainer's own step function
     DeviceGPT2<T> model(params);
     model.set_sigma(sigma0);
     DeviceActivations<T> acts(cfg, opt.B, opt.T);
     kernels::MatmulContext mm;
-    device::Buffer<float> norm(1), norm_scratch(kernels::kNormBlocks);
     LayerNormPaths paths(cfg.L);
-    std::vector<int> idx(window), targets(window);
     const double tol = std::is_same_v<T, float> ? 1e-4 : 2e-2;
     int switched = 0;
     for (int step = 0; step < opt.steps; step++) {
         INFO("step " << step);
-        switched += (int)apply_removal_events(opt.events, step, paths).size();
-        device::zero(model.grads.data(), model.num_params * sizeof(float), nullptr);
-        double ce = 0.0, aux = 0.0;
-        for (int micro = 0; micro < opt.grad_accum; micro++) {
-            batches(step, micro, idx.data(), targets.data());
-            DeviceMicroBatch mb;
-            mb.dropout = DropoutKey{opt.dropout, opt.seed, (uint32_t)step, (uint32_t)micro};
-            mb.eot = opt.eot;
-            mb.w_aux = opt.w_aux;
-            mb.loss_scale = 1.0 / opt.grad_accum;
-            mb.estimator = &opt.estimator;
-            gpt2_device_step(model, acts, mm, paths, idx.data(), targets.data(), mb, nullptr);
-            ce += acts.ce.to_host()[0] / opt.grad_accum;
-            aux += acts.aux.to_host()[0] / opt.grad_accum;
-        }
-        gpt2_device_optimizer_step(model, norm, norm_scratch, opt.lr.at(step), 0.9, 0.999, 1e-8, 0.01, opt.clip,
-                                   opt.decay, false, opt.seed, nullptr);
-        CHECK(std::abs(ce - expected[step].ce) <= tol * expected[step].ce);
-        CHECK(std::abs(aux - expected[step].aux) <= std::max(tol * expected[step].aux, 1e-7));
-        CHECK(std::abs(norm.to_host()[0] - expected[step].grad_norm) <= tol * 10 * expected[step].grad_norm);
+        const TrainStepResult r = gpt2_device_train_step(model, acts, mm, paths, recipe, seed, opt.eot, step, batches, nullptr);
+        switched += (int)r.switched.size();
+        CHECK(r.lr == expected[step].lr);
+        CHECK(std::abs(r.ce - expected[step].ce) <= tol * expected[step].ce);
+        CHECK(std::abs(r.aux - expected[step].aux) <= std::max(tol * expected[step].aux, 1e-7));
+        CHECK(std::abs(r.grad_norm - expected[step].grad_norm) <= tol * 10 * expected[step].grad_norm);
         const SigmaState sig = model.get_sigma();
         for (size_t m = 0; m < sig.sigma.size(); m++)
             CHECK(std::abs(sig.sigma[m] / expected[step].sigma[m] - 1) <= (std::is_same_v<T, float> ? 1e-5 : 2e-2));
