@@ -58,6 +58,18 @@ void write_raw_safetensors(const std::string& path, const std::string& header, s
 
 const GPT2Config kShape{2, 20, 5, 97, 128, 16};
 
+// Turns the single-file checkpoint in dir into two shards with an index, the second holding one extra tensor.
+void add_shard_with(const std::string& dir, const std::string& name, const std::vector<size_t>& shape,
+                    const std::vector<float>& values) {
+    fs::rename(dir + "/model.safetensors", dir + "/a.safetensors");
+    write_safetensors(dir + "/b.safetensors", {f32_view(name, shape, values.data())});
+    nlohmann::json map;
+    const SafetensorsFile first(dir + "/a.safetensors");
+    for (auto& [tensor, info] : first.tensors()) map[tensor] = "a.safetensors";
+    map[name] = "b.safetensors";
+    write_text_file(dir + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+}
+
 // A valid checkpoint directory, then `mutate` breaks it.
 template <typename F>
 std::string broken_checkpoint(const std::string& name, F mutate) {
@@ -134,27 +146,12 @@ TEST_CASE("checkpoints that are not the GPT-2 they claim are rejected with one c
                     {"LN-free export"});
     expect_rejected(broken_checkpoint("untied", [](auto& dir, auto& p) {
                         write_hf_checkpoint(dir, p, {});
-                        std::vector<float> head((size_t)97 * 20, 0.5f);
-                        // a second file in a sharded layout carrying an lm_head that differs from wte
-                        fs::rename(dir + "/model.safetensors", dir + "/a.safetensors");
-                        write_safetensors(dir + "/b.safetensors", {f32_view("lm_head.weight", {97, 20}, head.data())});
-                        SafetensorsFile a(dir + "/a.safetensors");
-                        nlohmann::json map;
-                        for (auto& [name, t] : a.tensors()) map[name] = "a.safetensors";
-                        map["lm_head.weight"] = "b.safetensors";
-                        write_text_file(dir + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+                        add_shard_with(dir, "lm_head.weight", {97, 20}, std::vector<float>((size_t)97 * 20, 0.5f));
                     }),
                     {"lm_head.weight differs from wte.weight"});
     expect_rejected(broken_checkpoint("foreign", [](auto& dir, auto& p) {
                         write_hf_checkpoint(dir, p, {});
-                        fs::rename(dir + "/model.safetensors", dir + "/a.safetensors");
-                        std::vector<float> extra(4, 0.0f);
-                        write_safetensors(dir + "/b.safetensors", {f32_view("h.0.attn.q_proj.weight", {2, 2}, extra.data())});
-                        SafetensorsFile a(dir + "/a.safetensors");
-                        nlohmann::json map;
-                        for (auto& [name, t] : a.tensors()) map[name] = "a.safetensors";
-                        map["h.0.attn.q_proj.weight"] = "b.safetensors";
-                        write_text_file(dir + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+                        add_shard_with(dir, "h.0.attn.q_proj.weight", {2, 2}, std::vector<float>(4, 0.0f));
                     }),
                     {"unexpected tensor 'h.0.attn.q_proj.weight'"});
 }
