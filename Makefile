@@ -81,9 +81,15 @@ $(BUILD)/test_kernels_asan: $(ASAN_OBJ) $(LIB_OBJ)
 
 # the same kernel tests built by nvcc: they compare the GPU with the CPU reference (needs a GPU to run)
 test-gpu-build: $(BUILD)/test_kernels_gpu
-$(BUILD)/test_kernels_gpu: test/kernels/test_kernels.cpp test/main.cpp $(wildcard kernels/*.cuh)
-	@mkdir -p $(BUILD)
-	$(NVCC) -std=c++20 -O2 -I. -DLNFREE_SOURCE_DIR=\"$(CURDIR)\" $(GPU_ARCH) -x cu -o $@ test/kernels/test_kernels.cpp test/main.cpp -lcublasLt -Xcompiler -fopenmp
+GPU_TEST_OBJ := $(BUILD)/gpu/test_kernels.o $(BUILD)/gpu/test_device_model.o $(BUILD)/gpu/main.o
+$(BUILD)/gpu/%.o: test/kernels/%.cpp $(wildcard kernels/*.cuh lnfree/*.cuh lnfree/*.h lnfree/reference/*.h)
+	@mkdir -p $(BUILD)/gpu
+	$(NVCC) -std=c++20 -O2 -I. -DLNFREE_SOURCE_DIR=\"$(CURDIR)\" $(GPU_ARCH) -x cu -c -o $@ $<
+$(BUILD)/gpu/main.o: test/main.cpp
+	@mkdir -p $(BUILD)/gpu
+	$(CXX) -std=c++20 -O2 -c -o $@ $<
+$(BUILD)/test_kernels_gpu: $(GPU_TEST_OBJ) $(LIB_OBJ)
+	$(NVCC) $(GPU_ARCH) -o $@ $^ -lcublasLt -Xcompiler -fopenmp
 
 test-gpu: $(BUILD)/test_kernels_gpu
 	./$(BUILD)/test_kernels_gpu

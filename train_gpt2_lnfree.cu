@@ -38,7 +38,7 @@ struct Options {
     int eval_interval = 50, eval_batches = -1, checkpoint_interval = 0, keep_checkpoints = 2;
     uint64_t seed = 1337;
     std::string resume;
-    bool plan_only = false;
+    bool plan_only = false, no_save = false;
     double gpu_memory_gb = 80.0;
 };
 
@@ -47,7 +47,7 @@ Options parse_options(int argc, char** argv) {
     CLI::App app{"train_gpt2_lnfree: remove every LayerNorm of a GPT-2 by fine-tuning (doc/ for the method)"};
     app.add_option("-m,--model", o.model, "tiny | small | medium | large | xl | a Hugging Face directory | an llm.c .bin")
         ->capture_default_str();
-    app.add_option("-r,--recipe", o.recipe, "small | medium | large | xl | derived | vanilla | pretrain | FILE.json "
+    app.add_option("-r,--recipe", o.recipe, "small | medium | large | xl | small-2024 | derived | vanilla | pretrain | FILE.json "
                                             "(default: the preset of the model's size, derived for other depths)");
     app.add_option("--train", o.train_data, "training shards (glob); default per model");
     app.add_option("--val", o.val_data, "validation shards (glob); default per model");
@@ -64,6 +64,7 @@ Options parse_options(int argc, char** argv) {
     app.add_option("-s,--seed", o.seed, "seed of data order and dropout")->capture_default_str();
     app.add_option("--resume", o.resume, "continue from a checkpoint directory, or 'latest' in --out");
     app.add_flag("--plan", o.plan_only, "print the plan (model, recipe, memory) and exit");
+    app.add_flag("--no-save", o.no_save, "write no checkpoint and no export, only log.jsonl and summary.json (benchmarks)");
     app.add_option("--gpu-memory-gb", o.gpu_memory_gb, "device memory the plan fits into")->capture_default_str();
     try {
         app.parse(argc, argv);
@@ -245,14 +246,14 @@ std::string latest_checkpoint(const std::string& out) {
 
 template <typename T>
 double evaluate(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm, const LayerNormPaths& paths,
-                const TokenChunks& val, int B, int max_batches, int eot) {
+                const TokenChunks& val, int B, int max_batches, int eot, ProcessGroup& group) {
     const int Tn = acts.Tn;
     std::vector<int> idx((size_t)B * Tn), targets((size_t)B * Tn);
     double sum = 0.0;
     long count = 0;
     const size_t batches = std::min<size_t>(val.size() / B, max_batches < 0 ? SIZE_MAX : (size_t)max_batches);
     if (batches == 0) throw Error("validation data: fewer than one batch of " + std::to_string(B) + " sequences");
-    for (size_t k = 0; k < batches; k++) {
+    for (size_t k = group.rank(); k < batches; k += group.size()) {  // each process its share of the batches
         for (int b = 0; b < B; b++) val.read(k * B + b, idx.data() + (size_t)b * Tn, targets.data() + (size_t)b * Tn);
         DeviceMicroBatch mb;
         mb.eot = eot;
@@ -263,7 +264,9 @@ double evaluate(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::Matmu
         for (size_t i = 0; i < losses.size(); i++)
             if (targets[i] >= 0) { sum += losses[i]; count++; }
     }
-    return sum / count;
+    double totals[2] = {sum, (double)count};
+    group.all_reduce_sum(totals, 2);
+    return totals[0] / totals[1];
 }
 
 // ---- the run ------------------------------------------------------------------------------------------------
@@ -292,11 +295,13 @@ int run(const Options& o) {
 
     // 2. data
     const TokenChunks train(source.train, recipe.seq_len, c.V), val(source.val, recipe.seq_len, c.V);
-    TrainBatches batches(train, o.seed, 0, 1);
+    SingleProcess group;  // one GPU; multi-GPU runs give each process its rank in an NCCL group
+    TrainBatches batches(train, o.seed, group.rank(), group.size(), recipe.sampling == Recipe::Sampling::random_windows);
     std::printf("data       train %zu sequences (%s), val %zu sequences (%s)\n", train.size(), source.train.c_str(),
                 val.size(), source.val.c_str());
 
-    // 3. the device model; sigma seeded with the model's own statistics on the first batch
+    // 3. the device model; sigma read from the recipe's sigma_file, or seeded with the model's own statistics on the
+    //    first batch
     make_directories(o.out);
     DeviceGPT2<floatX> model(host);
     DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len);
@@ -309,6 +314,9 @@ int run(const Options& o) {
         const std::string dir = o.resume == "latest" ? latest_checkpoint(o.out) : o.resume;
         load_checkpoint(dir, model, state);
         std::printf("resumed    %s at step %d\n", dir.c_str(), state.step);
+    } else if (!recipe.sigma_file.empty()) {
+        model.set_sigma(read_sigma_file(recipe.sigma_file, c.L));
+        std::printf("sigma      from %s\n", recipe.sigma_file.c_str());
     } else {
         SigmaEstimator measure{0.0, 0.0, 0.0, 2};
         batches.fill(0, 0, recipe.grad_accum, recipe.micro_batch, idx.data(), targets.data());
@@ -316,6 +324,7 @@ int run(const Options& o) {
         mb.eot = eot;
         mb.backward = false;
         mb.estimator = &measure;
+        mb.group = &group;
         gpt2_device_step(model, acts, mm, state.paths, idx.data(), targets.data(), mb, nullptr);
     }
 
@@ -323,7 +332,7 @@ int run(const Options& o) {
     std::ofstream log(o.out + "/log.jsonl", std::ios::app);
     auto log_line = [&](const nlohmann::json& j) { log << j.dump() << "\n"; log.flush(); };
     if (std::isnan(state.val_loss_initial)) {
-        state.val_loss_initial = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot);
+        state.val_loss_initial = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
         log_line({{"step", state.step}, {"val_loss", state.val_loss_initial}});
     }
     std::printf("eval       step %d val loss %.4f\n", state.step, state.val_loss_initial);
@@ -337,7 +346,7 @@ int run(const Options& o) {
     for (int step = state.step; step < recipe.steps; step++) {
         const auto t0 = clock::now();
         const TrainStepResult r = gpt2_device_train_step(model, acts, mm, state.paths, recipe, o.seed, eot, step, next_batch,
-                                                         nullptr);
+                                                         group, nullptr);
         const std::vector<std::string>& switched = r.switched;
         const double ce = r.ce, aux = r.aux, lr = r.lr;
         state.step = step + 1;
@@ -353,22 +362,24 @@ int run(const Options& o) {
                     recipe.steps, ce, aux, lr, r.grad_norm, tokens_per_step / seconds, left,
                     marks.empty() ? "" : "  | fixed:", marks.c_str());
         if (o.eval_interval > 0 && state.step % o.eval_interval == 0 && state.step < recipe.steps) {
-            val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot);
+            val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
             log_line({{"step", state.step}, {"val_loss", val_loss}});
             std::printf("eval       step %d val loss %.4f\n", state.step, val_loss);
         }
-        if (o.checkpoint_interval > 0 && state.step % o.checkpoint_interval == 0)
+        if (!o.no_save && o.checkpoint_interval > 0 && state.step % o.checkpoint_interval == 0)
             save_checkpoint(o.out, model, state, o.keep_checkpoints);
     }
-    val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot);
+    val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
     log_line({{"step", state.step}, {"val_loss", val_loss}});
     std::printf("eval       step %d val loss %.4f\n", state.step, val_loss);
-    save_checkpoint(o.out, model, state, o.keep_checkpoints);
+    if (!o.no_save) save_checkpoint(o.out, model, state, o.keep_checkpoints);
 
     // 5. export and summary
     const SigmaState sigma = model.get_sigma();
     const int remaining = state.paths.real_paths_remaining();
-    if (remaining == 0) {
+    if (o.no_save) {
+        std::printf("export     none (--no-save)\n");
+    } else if (remaining == 0) {
         export_lnfree(o.out + "/export", model.master_to_host(), sigma.sigma, hf_dir ? source.path : "");
         std::printf("export     %s/export/hf and %s/export/transformer_lens (LN-free)\n", o.out.c_str(), o.out.c_str());
     } else {

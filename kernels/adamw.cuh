@@ -11,7 +11,7 @@ namespace lnfree::kernels {
 inline constexpr int kNormBlocks = 256;
 
 // partial[blockIdx.x] = sum of g^2 over this block's grid-stride slice of g (n)
-__global__ void sum_squares_partial_kernel(float* partial, const float* g, size_t n) {
+static __global__ void sum_squares_partial_kernel(float* partial, const float* g, size_t n) {
     __shared__ float scratch[32];
     float sum = 0.0f;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
@@ -21,7 +21,7 @@ __global__ void sum_squares_partial_kernel(float* partial, const float* g, size_
 }
 
 // norm = sqrt(sum of the partials, in order)
-__global__ void norm_from_partials_kernel(float* norm, const float* partial, int count) {
+static __global__ void norm_from_partials_kernel(float* norm, const float* partial, int count) {
     if (threadIdx.x == 0 && blockIdx.x == 0) {
         double sum = 0.0;
         for (int i = 0; i < count; i++) sum += partial[i];
@@ -42,6 +42,7 @@ struct AdamWStep {
     bool stochastic_rounding;
     uint64_t seed;
     uint32_t tensor;                            // keys the rounding noise
+    uint64_t first = 0;                         // index in its tensor of the launch's first element (a shard)
 };
 
 __device__ inline bf16 round_to_bf16(float x, bool stochastic, const DropoutKey& key, uint32_t tensor, uint64_t i) {
@@ -70,7 +71,7 @@ __global__ void adamw_kernel(T* param, float* master, float* m, float* v, const 
         m[i] = mi;
         v[i] = vi;
         master[i] = p;
-        if constexpr (std::is_same_v<T, bf16>) param[i] = round_to_bf16(p, s.stochastic_rounding, key, s.tensor, i);
+        if constexpr (std::is_same_v<T, bf16>) param[i] = round_to_bf16(p, s.stochastic_rounding, key, s.tensor, s.first + i);
         else param[i] = p;
     }
 }

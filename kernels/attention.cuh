@@ -1,71 +1,140 @@
-// Causal self-attention, written by hand in the flash-attention style: K and V (forward) or Q and dO (backward)
-// are staged through shared memory in tiles of kTile rows; the softmax is computed online, so only each row's
-// log-sum-exp is kept for the backward and memory grows with T, not T^2. Dropout on the attention probabilities
-// uses the counter-based masks of lnfree/philox.h, regenerated in the backward.
-//   forward:  one thread per query row; out = dropout(softmax(q k^T / sqrt(hd))) v, lse per row
-//   backward: D = rowsum(dout * out); then one thread per key row accumulates dk, dv over the query tiles
-//             (fixed order: deterministic), and one thread per query row accumulates dq over the key tiles
-//             (the scores are recomputed there rather than atomically added: deterministic, about 1.5x the FLOPs).
-// qkv (B,T,3C) holds q | k | v with head h at channels [h*hd, (h+1)*hd). FLOPs at GPT-2 XL's micro-batch
-// (B=18, T=1024, NH=25, hd=64, causal): forward 2 * B * NH * T^2 * hd = 6.0e10, backward about 2.5x that.
+// Causal self-attention with its matrix products on the tensor cores (cuBLASLt strided-batched GEMMs; OpenBLAS in
+// the CPU build) and the softmax, causal mask and dropout in hand-written row kernels between them. The products
+// read and write the heads in place, as column slices of qkv, out, dout and dqkv (one batched product of NH heads
+// per sequence). The T x T scores live in one scratch shared by every layer: only each row's log-sum-exp is kept
+// for the backward, which recomputes the scores. Dropout on the attention probabilities uses the counter-based
+// masks of lnfree/philox.h.
+//   forward:  S = q k^T / sqrt(hd); A = dropout(softmax(S)), lse per row; out = A v
+//   backward: D = rowsum(dout * out); S recomputed, P = exp(S - lse) and A = dropout(P); dv = A^T dout;
+//             dA = dout v^T; dS = P * (dA * dropout - D); dq = dS k / sqrt(hd); dk = dS^T q / sqrt(hd)
+// The scores and probabilities are stored in T (bf16 on the GPU, as PyTorch's autocast eager attention of the
+// authors' runs stores them); the softmax and its gradient compute in float32.
+// qkv (B,T,3C) holds q | k | v with head h at channels [h*hd, (h+1)*hd). The products run over the full T x T
+// square (the masked half is computed and discarded): at GPT-2 XL's micro-batch (B=18, T=1024, NH=25, hd=64) that
+// is 2 * 2 B NH T^2 hd = 1.2e11 FLOP forward and 3.0e11 backward, a few tenths of a millisecond per layer at an
+// H100's bf16 rate; the T x T traffic (8 bytes per element forward, 22 backward in bf16: about 3.8 GB and 10 GB
+// per layer there) makes the row kernels and the products' reads and writes, not their arithmetic, the cost.
 #pragma once
 #include <cmath>
 
 #include "kernels/common.cuh"
+#include "kernels/device.cuh"
+#include "kernels/matmul.cuh"
 
 namespace lnfree::kernels {
 
-inline constexpr int kAttentionTile = 32;
+// The scores' row length, padded so every row and every (batch, head) matrix starts 16-byte aligned.
+inline int attention_scores_ld(int Tn) { return ceil_div(Tn, 8) * 8; }
 
-// k_row, v_row (HD) = key and value s of head h (zeros past the sequence): one thread's row of a K/V tile
-template <int HD, typename T>
-__device__ inline void load_kv_row(float* k_row, float* v_row, const T* qkv, int b, int h, int s, int Tn, int C) {
-    for (int d = 0; d < HD; d++) {
-        const size_t base = ((size_t)b * Tn + s) * 3 * C + h * HD + d;
-        k_row[d] = s < Tn ? to_float(qkv[base + C]) : 0.0f;
-        v_row[d] = s < Tn ? to_float(qkv[base + 2 * C]) : 0.0f;
+// The attention's working memory, sized for one layer and reused by every layer and micro-step.
+template <typename T>
+struct AttentionScratch {
+    device::Buffer<T> scores;      // (B*NH, T, ld): S; in the backward P
+    device::Buffer<T> probs;       // (B*NH, T, ld): A = dropout(P); in the backward dA, then dS
+    device::Buffer<float> D;       // (B*NH, T): rowsum(dout * out)
+    // threads per row of the row kernels: a warp on the GPU (coalesced rows, shuffle reductions); one thread under
+    // the host emulation, where every shuffle switches fibers (the tests run both)
+#if defined(CUDA_HOST_EMU)
+    int row_lanes = 1;
+#else
+    int row_lanes = 32;
+#endif
+
+    AttentionScratch() = default;
+    AttentionScratch(int B, int Tn, int NH)
+        : scores((size_t)B * NH * Tn * attention_scores_ld(Tn)), probs(scores.size()), D((size_t)B * NH * Tn) {}
+    static size_t bytes(int B, int Tn, int NH) {
+        return (size_t)B * NH * Tn * (attention_scores_ld(Tn) * 2 * sizeof(T) + sizeof(float));
+    }
+};
+
+// A per-(sequence, head) matrix: element (row, col) of sequence b, head h at base[b*seq + h*head + row*ld + col].
+// Heads are column slices of (B,T,.) activations (ld = their width, seq = T*ld, head = hd) or the scratch's
+// squares (ld = the scores' row length, seq = NH*T*ld, head = T*ld).
+template <typename P>
+struct HeadMatrix {
+    P* base;
+    int ld;
+    long long seq, head;
+};
+
+// d = alpha op(a) op(b) for every (sequence, head): one strided-batched product of the NH heads per sequence.
+template <typename T, typename TD>
+void head_products(MatmulContext& mm, bool trans_a, bool trans_b, int M, int N, int K, float alpha, HeadMatrix<const T> a,
+                   HeadMatrix<const T> b, HeadMatrix<TD> d, int B, int NH, cudaStream_t stream) {
+    for (int i = 0; i < B; i++)
+        batched_matmul<T, TD>(mm, trans_a, trans_b, M, N, K, alpha, a.base + i * a.seq, a.ld, a.head, b.base + i * b.seq,
+                              b.ld, b.head, d.base + i * d.seq, d.ld, d.head, NH, stream);
+}
+
+// Max and sum over the `lanes` threads of a row (1 or 32: a whole warp steps through its rows together).
+__device__ inline float row_max(float v, int lanes) {
+    for (int offset = lanes / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+__device__ inline float row_sum(float v, int lanes) {
+    for (int offset = lanes / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// Forward softmax, `lanes` threads per row r = (b*NH + h)*T + t: lse[r] = log sum_{s<=t} exp(S[r,s]);
+// probs[r,s] = exp(S[r,s] - lse[r]) * dropout for s <= t, 0 for t < s < T.
+template <typename T>
+__global__ void attention_softmax_forward_kernel(T* probs, float* lse, const T* scores, int ld, int Tn, int rows,
+                                                 DropoutKey key, uint32_t layer, int lanes) {
+    const int lane = threadIdx.x % lanes, groups = (gridDim.x * blockDim.x) / lanes;
+    for (int r = (blockIdx.x * blockDim.x + threadIdx.x) / lanes; r < rows; r += groups) {
+        const int t = r % Tn;
+        const T* srow = scores + (size_t)r * ld;
+        float m = -INFINITY;
+        for (int s = lane; s <= t; s += lanes) m = fmaxf(m, to_float(srow[s]));
+        m = row_max(m, lanes);
+        float sum = 0.0f;
+        for (int s = lane; s <= t; s += lanes) sum += expf(to_float(srow[s]) - m);
+        const float row_lse = m + logf(row_sum(sum, lanes));
+        T* prow = probs + (size_t)r * ld;
+        const uint64_t first = (uint64_t)r * Tn;  // the dropout counter of (b, h, t, s) is ((b*NH + h)*T + t)*T + s
+        for (int s = lane; s < Tn; s += lanes)
+            prow[s] = from_float<T>(s <= t ? expf(to_float(srow[s]) - row_lse) *
+                                                 dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, first + s)
+                                           : 0.0f);
+        if (lane == 0) lse[r] = row_lse;
     }
 }
 
-// out (B,T,C), lse (B,NH,T) from qkv (B,T,3C). grid (ceil(T/kTile), B*NH), block kTile
-template <int HD, typename T>
-__global__ void attention_forward_kernel(T* out, float* lse, const T* qkv, DropoutKey key, uint32_t layer, int Tn, int C,
-                                         int NH) {
-    __shared__ float k_tile[kAttentionTile][HD], v_tile[kAttentionTile][HD];
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    const int t = blockIdx.x * kAttentionTile + threadIdx.x;  // this thread's query row (may be past T)
-    const float scale = 1.0f / sqrtf((float)HD);
-    float q[HD], o[HD];
-    for (int d = 0; d < HD; d++) {
-        q[d] = t < Tn ? to_float(qkv[((size_t)b * Tn + t) * 3 * C + h * HD + d]) * scale : 0.0f;
-        o[d] = 0.0f;
-    }
-    float m = -INFINITY, l = 0.0f;
-    const int last_row = min(Tn - 1, (int)(blockIdx.x + 1) * kAttentionTile - 1);  // the block's last query row
-    for (int s0 = 0; s0 <= last_row; s0 += kAttentionTile) {
-        load_kv_row<HD>(k_tile[threadIdx.x], v_tile[threadIdx.x], qkv, b, h, s0 + threadIdx.x, Tn, C);
-        __syncthreads();
-        for (int j = 0; j < kAttentionTile && t < Tn; j++) {
-            const int s = s0 + j;
-            if (s > t) break;  // causal
-            float score = 0.0f;
-            for (int d = 0; d < HD; d++) score += q[d] * k_tile[j][d];
-            if (score > m) {  // a new running maximum: rescale what was accumulated so far
-                const float correction = expf(m - score);
-                l *= correction;
-                for (int d = 0; d < HD; d++) o[d] *= correction;
-                m = score;
-            }
-            const float p = expf(score - m);
-            l += p;
-            const float kept = p * dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, (((uint64_t)bh) * Tn + t) * Tn + s);
-            for (int d = 0; d < HD; d++) o[d] += kept * v_tile[j][d];
+// Backward, before dv: scores[r,s] := P = exp(S - lse) (0 above the diagonal), probs[r,s] := P * dropout.
+template <typename T>
+__global__ void attention_softmax_recompute_kernel(T* scores, T* probs, const float* lse, int ld, int Tn, int rows,
+                                                   DropoutKey key, uint32_t layer, int lanes) {
+    const int lane = threadIdx.x % lanes, groups = (gridDim.x * blockDim.x) / lanes;
+    for (int r = (blockIdx.x * blockDim.x + threadIdx.x) / lanes; r < rows; r += groups) {
+        const int t = r % Tn;
+        const float row_lse = lse[r];
+        T* srow = scores + (size_t)r * ld;
+        T* prow = probs + (size_t)r * ld;
+        const uint64_t first = (uint64_t)r * Tn;
+        for (int s = lane; s < Tn; s += lanes) {
+            const float p = s <= t ? expf(to_float(srow[s]) - row_lse) : 0.0f;
+            srow[s] = from_float<T>(p);
+            prow[s] = from_float<T>(p * dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, first + s));
         }
-        __syncthreads();
     }
-    if (t < Tn) {
-        for (int d = 0; d < HD; d++) out[((size_t)b * Tn + t) * C + h * HD + d] = from_float<T>(o[d] / l);
-        lse[(size_t)bh * Tn + t] = m + logf(l);
+}
+
+// Backward, after dA = do v^T landed in probs: probs[r,s] := dS = P * (dA * dropout - D[r]).
+template <typename T>
+__global__ void attention_softmax_backward_kernel(T* probs, const T* scores, const float* D, int ld, int Tn, int rows,
+                                                  DropoutKey key, uint32_t layer, int lanes) {
+    const int lane = threadIdx.x % lanes, groups = (gridDim.x * blockDim.x) / lanes;
+    for (int r = (blockIdx.x * blockDim.x + threadIdx.x) / lanes; r < rows; r += groups) {
+        const float row_d = D[r];
+        const T* srow = scores + (size_t)r * ld;
+        T* prow = probs + (size_t)r * ld;
+        const uint64_t first = (uint64_t)r * Tn;
+        for (int s = lane; s < Tn; s += lanes) {
+            const float mask = dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, first + s);
+            prow[s] = from_float<T>(to_float(srow[s]) * (to_float(prow[s]) * mask - row_d));
+        }
     }
 }
 
@@ -82,129 +151,49 @@ __global__ void attention_backward_rowdot_kernel(float* D, const T* dout, const 
     }
 }
 
-// dk, dv of one key row per thread, over every query tile at or after it. grid (ceil(T/kTile), B*NH)
-template <int HD, typename T>
-__global__ void attention_backward_dkv_kernel(T* dqkv, const T* qkv, const T* dout, const float* lse, const float* D,
-                                              DropoutKey key, uint32_t layer, int Tn, int C, int NH) {
-    __shared__ float q_tile[kAttentionTile][HD], do_tile[kAttentionTile][HD], own_k[kAttentionTile][HD],
-        own_v[kAttentionTile][HD];
-    __shared__ float lse_tile[kAttentionTile], d_tile[kAttentionTile];
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    const int s = blockIdx.x * kAttentionTile + threadIdx.x;  // this thread's key row
-    const float scale = 1.0f / sqrtf((float)HD);
-    load_kv_row<HD>(own_k[threadIdx.x], own_v[threadIdx.x], qkv, b, h, s, Tn, C);
-    float dk[HD], dv[HD];
-    for (int d = 0; d < HD; d++) dk[d] = dv[d] = 0.0f;
-    for (int t0 = blockIdx.x * kAttentionTile; t0 < Tn; t0 += kAttentionTile) {
-        const int t_load = t0 + threadIdx.x;
-        for (int d = 0; d < HD; d++) {
-            q_tile[threadIdx.x][d] = t_load < Tn ? to_float(qkv[((size_t)b * Tn + t_load) * 3 * C + h * HD + d]) : 0.0f;
-            do_tile[threadIdx.x][d] = t_load < Tn ? to_float(dout[((size_t)b * Tn + t_load) * C + h * HD + d]) : 0.0f;
-        }
-        lse_tile[threadIdx.x] = t_load < Tn ? lse[(size_t)bh * Tn + t_load] : 0.0f;
-        d_tile[threadIdx.x] = t_load < Tn ? D[(size_t)bh * Tn + t_load] : 0.0f;
-        __syncthreads();
-        for (int i = 0; i < kAttentionTile && s < Tn; i++) {
-            const int t = t0 + i;
-            if (t >= Tn) break;
-            if (t < s) continue;  // causal: query t sees key s only when s <= t
-            float score = 0.0f, dp = 0.0f;
-            for (int d = 0; d < HD; d++) {
-                score += q_tile[i][d] * own_k[threadIdx.x][d];
-                dp += do_tile[i][d] * own_v[threadIdx.x][d];
-            }
-            const float p = expf(score * scale - lse_tile[i]);
-            const float mask = dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, (((uint64_t)bh) * Tn + t) * Tn + s);
-            const float ds = p * (dp * mask - d_tile[i]);
-            for (int d = 0; d < HD; d++) {
-                dv[d] += p * mask * do_tile[i][d];
-                dk[d] += ds * scale * q_tile[i][d];
-            }
-        }
-        __syncthreads();
-    }
-    if (s < Tn)
-        for (int d = 0; d < HD; d++) {
-            const size_t base = ((size_t)b * Tn + s) * 3 * C + h * HD + d;
-            dqkv[base + C] = from_float<T>(dk[d]);
-            dqkv[base + 2 * C] = from_float<T>(dv[d]);
-        }
-}
+// The grid of the row kernels: blocks of 256 threads, `lanes` per row (grid-stride).
+inline dim3 attention_row_grid(int rows, int lanes) { return stride_grid((size_t)rows * lanes, 256); }
 
-// dq of one query row per thread, over every key tile at or before it. grid (ceil(T/kTile), B*NH)
-template <int HD, typename T>
-__global__ void attention_backward_dq_kernel(T* dqkv, const T* qkv, const T* dout, const float* lse, const float* D,
-                                             DropoutKey key, uint32_t layer, int Tn, int C, int NH) {
-    __shared__ float k_tile[kAttentionTile][HD], v_tile[kAttentionTile][HD], own_q[kAttentionTile][HD],
-        own_do[kAttentionTile][HD];
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    const int t = blockIdx.x * kAttentionTile + threadIdx.x;  // this thread's query row
-    const float scale = 1.0f / sqrtf((float)HD);
-    for (int d = 0; d < HD; d++) {
-        own_q[threadIdx.x][d] = t < Tn ? to_float(qkv[((size_t)b * Tn + t) * 3 * C + h * HD + d]) : 0.0f;
-        own_do[threadIdx.x][d] = t < Tn ? to_float(dout[((size_t)b * Tn + t) * C + h * HD + d]) : 0.0f;
-    }
-    const float row_lse = t < Tn ? lse[(size_t)bh * Tn + t] : 0.0f, row_d = t < Tn ? D[(size_t)bh * Tn + t] : 0.0f;
-    float dq[HD];
-    for (int d = 0; d < HD; d++) dq[d] = 0.0f;
-    const int last_row = min(Tn - 1, (int)(blockIdx.x + 1) * kAttentionTile - 1);
-    for (int s0 = 0; s0 <= last_row; s0 += kAttentionTile) {
-        load_kv_row<HD>(k_tile[threadIdx.x], v_tile[threadIdx.x], qkv, b, h, s0 + threadIdx.x, Tn, C);
-        __syncthreads();
-        for (int j = 0; j < kAttentionTile && t < Tn; j++) {
-            const int s = s0 + j;
-            if (s > t) break;
-            float score = 0.0f, dp = 0.0f;
-            for (int d = 0; d < HD; d++) {
-                score += own_q[threadIdx.x][d] * k_tile[j][d];
-                dp += own_do[threadIdx.x][d] * v_tile[j][d];
-            }
-            const float p = expf(score * scale - row_lse);
-            const float mask = dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, (((uint64_t)bh) * Tn + t) * Tn + s);
-            const float ds = p * (dp * mask - row_d);
-            for (int d = 0; d < HD; d++) dq[d] += ds * scale * k_tile[j][d];
-        }
-        __syncthreads();
-    }
-    if (t < Tn)
-        for (int d = 0; d < HD; d++) dqkv[((size_t)b * Tn + t) * 3 * C + h * HD + d] = from_float<T>(dq[d]);
-}
-
-// Runs `launch.template operator()<HD>()` for the head dimension hd (8, 16, 32 or 64: GPT-2 uses 64).
-template <typename F>
-void dispatch_head_dim(int hd, F&& launch) {
-    switch (hd) {
-        case 8: launch.template operator()<8>(); break;
-        case 16: launch.template operator()<16>(); break;
-        case 32: launch.template operator()<32>(); break;
-        case 64: launch.template operator()<64>(); break;
-        default: throw std::invalid_argument("attention: head dimension " + std::to_string(hd) + " is not 8, 16, 32 or 64");
-    }
-}
-
+// out (B,T,C), lse (B,NH,T) from qkv (B,T,3C).
 template <typename T>
-void attention_forward(T* out, float* lse, const T* qkv, const DropoutKey& key, uint32_t layer, int B, int Tn, int C, int NH,
-                       cudaStream_t stream) {
-    const dim3 grid(ceil_div(Tn, kAttentionTile), B * NH);
-    dispatch_head_dim(C / NH, [&]<int HD>() {
-        launch_kernel(attention_forward_kernel<HD, T>, grid, dim3(kAttentionTile), 0, stream, out, lse, qkv, key, layer, Tn,
-                      C, NH);
-    });
+void attention_forward(MatmulContext& mm, AttentionScratch<T>& w, T* out, float* lse, const T* qkv, const DropoutKey& key,
+                       uint32_t layer, int B, int Tn, int C, int NH, cudaStream_t stream) {
+    const int hd = C / NH, ld = attention_scores_ld(Tn), rows = B * NH * Tn;
+    const long long qkv_seq = (long long)Tn * 3 * C, square = (long long)Tn * ld, squares = NH * square;
+    const HeadMatrix<const T> q{qkv, 3 * C, qkv_seq, hd}, k{qkv + C, 3 * C, qkv_seq, hd}, v{qkv + 2 * C, 3 * C, qkv_seq, hd};
+    head_products<T, T>(mm, false, true, Tn, Tn, hd, 1.0f / std::sqrt((float)hd), q, k,
+                        HeadMatrix<T>{w.scores.data(), ld, squares, square}, B, NH, stream);
+    launch_kernel(attention_softmax_forward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+                  w.probs.data(), lse, (const T*)w.scores.data(), ld, Tn, rows, key, layer, w.row_lanes);
+    head_products<T, T>(mm, false, false, Tn, hd, Tn, 1.0f, HeadMatrix<const T>{w.probs.data(), ld, squares, square}, v,
+                        HeadMatrix<T>{out, C, (long long)Tn * C, hd}, B, NH, stream);
 }
 
-// dqkv (B,T,3C) = the gradient of out w.r.t. qkv (written, not accumulated). D: B*NH*T floats of scratch.
+// dqkv (B,T,3C) = the gradient of out w.r.t. qkv (written, not accumulated).
 template <typename T>
-void attention_backward(T* dqkv, float* D, const T* dout, const T* out, const T* qkv, const float* lse,
-                        const DropoutKey& key, uint32_t layer, int B, int Tn, int C, int NH, cudaStream_t stream) {
-    launch_kernel(attention_backward_rowdot_kernel<T>, stride_grid((size_t)B * NH * Tn, 256), dim3(256), 0, stream, D,
-                  dout, out, B, Tn, C, NH, C / NH);
-    const dim3 grid(ceil_div(Tn, kAttentionTile), B * NH);
-    dispatch_head_dim(C / NH, [&]<int HD>() {
-        launch_kernel(attention_backward_dkv_kernel<HD, T>, grid, dim3(kAttentionTile), 0, stream, dqkv, qkv, dout, lse,
-                      (const float*)D, key, layer, Tn, C, NH);
-        launch_kernel(attention_backward_dq_kernel<HD, T>, grid, dim3(kAttentionTile), 0, stream, dqkv, qkv, dout, lse,
-                      (const float*)D, key, layer, Tn, C, NH);
-    });
+void attention_backward(MatmulContext& mm, AttentionScratch<T>& w, T* dqkv, const T* dout, const T* out, const T* qkv,
+                        const float* lse, const DropoutKey& key, uint32_t layer, int B, int Tn, int C, int NH,
+                        cudaStream_t stream) {
+    const int hd = C / NH, ld = attention_scores_ld(Tn), rows = B * NH * Tn;
+    const long long qkv_seq = (long long)Tn * 3 * C, square = (long long)Tn * ld, squares = NH * square;
+    const float scale = 1.0f / std::sqrt((float)hd);
+    const HeadMatrix<const T> q{qkv, 3 * C, qkv_seq, hd}, k{qkv + C, 3 * C, qkv_seq, hd}, v{qkv + 2 * C, 3 * C, qkv_seq, hd};
+    const HeadMatrix<const T> d_out{dout, C, (long long)Tn * C, hd}, probs{w.probs.data(), ld, squares, square};
+    const HeadMatrix<T> dq{dqkv, 3 * C, qkv_seq, hd}, dk{dqkv + C, 3 * C, qkv_seq, hd}, dv{dqkv + 2 * C, 3 * C, qkv_seq, hd};
+    launch_kernel(attention_backward_rowdot_kernel<T>, stride_grid((size_t)rows, 256), dim3(256), 0, stream, w.D.data(),
+                  dout, out, B, Tn, C, NH, hd);
+    head_products<T, T>(mm, false, true, Tn, Tn, hd, scale, q, k, HeadMatrix<T>{w.scores.data(), ld, squares, square}, B, NH,
+                        stream);
+    launch_kernel(attention_softmax_recompute_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+                  w.scores.data(), w.probs.data(), lse, ld, Tn, rows, key, layer, w.row_lanes);
+    head_products<T, T>(mm, true, false, Tn, hd, Tn, 1.0f, probs, d_out, dv, B, NH, stream);  // dv = A^T dout
+    head_products<T, T>(mm, false, true, Tn, Tn, hd, 1.0f, d_out, v,                           // dA = dout v^T
+                        HeadMatrix<T>{w.probs.data(), ld, squares, square}, B, NH, stream);
+    launch_kernel(attention_softmax_backward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+                  w.probs.data(), (const T*)w.scores.data(), (const float*)w.D.data(), ld, Tn, rows, key, layer,
+                  w.row_lanes);                                                                // dS in place of dA
+    head_products<T, T>(mm, false, false, Tn, hd, Tn, scale, probs, k, dq, B, NH, stream);  // dq = dS k * scale
+    head_products<T, T>(mm, true, false, Tn, hd, Tn, scale, probs, q, dk, B, NH, stream);   // dk = dS^T q * scale
 }
 
 }  // namespace lnfree::kernels

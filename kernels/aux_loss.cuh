@@ -8,13 +8,13 @@
 namespace lnfree::kernels {
 
 // mask (N) = 1 where the row takes part in the target
-__global__ void aux_mask_kernel(int* mask, const int* idx, int eot, int Tn, int N) {
+static __global__ void aux_mask_kernel(int* mask, const int* idx, int eot, int Tn, int N) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < N; i += gridDim.x * blockDim.x)
         mask[i] = (i % Tn != 0) && idx[i] != eot;
 }
 
 // loss = mean over rows of (std - *target)^2
-__global__ void aux_loss_value_kernel(float* loss, const float* std_in, const float* target, int N) {
+static __global__ void aux_loss_value_kernel(float* loss, const float* std_in, const float* target, int N) {
     __shared__ float scratch[32];
     float sum = 0.0f;
     for (int i = threadIdx.x; i < N; i += blockDim.x) sum += (std_in[i] - *target) * (std_in[i] - *target);
@@ -23,7 +23,7 @@ __global__ void aux_loss_value_kernel(float* loss, const float* std_in, const fl
 }
 
 // dh (N,C) += dloss * 2 (std - target) / N * (h - mean) / (C std)
-__global__ void aux_loss_backward_kernel(float* dh, const float* h, const float* mean, const float* std_in,
+static __global__ void aux_loss_backward_kernel(float* dh, const float* h, const float* mean, const float* std_in,
                                          const float* target, float dloss, int N, int C) {
     const size_t total = (size_t)N * C;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {

@@ -47,7 +47,7 @@ inline EncoderBuckets build_encoder_buckets(const int* idx, int n) {
 }
 
 // dwte[token[u], c] += sum over the bucket's positions p (in order) of dropout(dx)[p, c]
-__global__ void encoder_backward_wte_kernel(float* dwte, const float* dx, const int* token, const int* start,
+static __global__ void encoder_backward_wte_kernel(float* dwte, const float* dx, const int* token, const int* start,
                                             const int* positions, int buckets, DropoutKey key, int C) {
     const size_t total = (size_t)buckets * C;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
@@ -62,7 +62,7 @@ __global__ void encoder_backward_wte_kernel(float* dwte, const float* dx, const 
 }
 
 // dwpe[t, c] += sum over b (in order) of dropout(dx)[b, t, c]
-__global__ void encoder_backward_wpe_kernel(float* dwpe, const float* dx, DropoutKey key, int B, int Tn, int C) {
+static __global__ void encoder_backward_wpe_kernel(float* dwpe, const float* dx, DropoutKey key, int B, int Tn, int C) {
     const size_t total = (size_t)Tn * C;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         float sum = 0.0f;

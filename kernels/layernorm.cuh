@@ -16,7 +16,7 @@ namespace lnfree::kernels {
 inline constexpr float kLayerNormEps = 1e-5f;
 
 // mean (N), std (N) from x (N,C); one warp per row, rows strided over the grid
-__global__ void layernorm_stats_kernel(float* mean, float* std_out, const float* x, int N, int C) {
+static __global__ void layernorm_stats_kernel(float* mean, float* std_out, const float* x, int N, int C) {
     const int warps_per_block = blockDim.x / 32, lane = threadIdx.x % 32;
     for (int row = blockIdx.x * warps_per_block + threadIdx.x / 32; row < N; row += gridDim.x * warps_per_block) {
         const float* xr = x + (size_t)row * C;

@@ -71,10 +71,12 @@ class MatmulContext {
     MatmulContext(const MatmulContext&) = delete;
     MatmulContext& operator=(const MatmulContext&) = delete;
 
-    // Column-major D (m, n; ldd) = alpha op(A) op(B) + beta C with C = D; A, B in TA, D in TD; epilogue optional.
+    // Column-major D (m, n; ldd) = alpha op(A) op(B) + beta C with C = D; A, B in TA, D in TD; epilogue optional;
+    // `batch` products at element strides stride_a, stride_b, stride_d (strided batched GEMM).
     template <typename TA, typename TD>
     void gemm(bool trans_a, bool trans_b, int m, int n, int k, const TA* A, int lda, const TA* B, int ldb, TD* D, int ldd,
-              float beta, cublasLtEpilogue_t epilogue, const TA* bias, TA* aux, int ld_aux, cudaStream_t stream) {
+              float beta, cublasLtEpilogue_t epilogue, const TA* bias, TA* aux, int ld_aux, cudaStream_t stream,
+              float alpha = 1.0f, int batch = 1, long long stride_a = 0, long long stride_b = 0, long long stride_d = 0) {
         cublasLtMatmulDesc_t desc;
         check_cublas(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "MatmulDescCreate");
         cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -95,6 +97,13 @@ class MatmulContext {
         check_cublas(cublasLtMatrixLayoutCreate(&la, cuda_type<TA>(), trans_a ? k : m, trans_a ? m : k, lda), "layout A");
         check_cublas(cublasLtMatrixLayoutCreate(&lb, cuda_type<TA>(), trans_b ? n : k, trans_b ? k : n, ldb), "layout B");
         check_cublas(cublasLtMatrixLayoutCreate(&ld, cuda_type<TD>(), m, n, ldd), "layout D");
+        if (batch > 1) {
+            const std::pair<cublasLtMatrixLayout_t, long long> layouts[] = {{la, stride_a}, {lb, stride_b}, {ld, stride_d}};
+            for (auto [layout, stride] : layouts) {
+                check_cublas(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof(batch)), "BATCH_COUNT");
+                check_cublas(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)), "BATCH_OFFSET");
+            }
+        }
         cublasLtMatmulPreference_t pref;
         check_cublas(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
         size_t ws = kWorkspace;
@@ -103,7 +112,6 @@ class MatmulContext {
         int found = 0;
         check_cublas(cublasLtMatmulAlgoGetHeuristic(handle_, desc, la, lb, ld, ld, pref, 1, &heuristic, &found), "heuristic");
         if (found == 0) throw std::runtime_error("cuBLASLt: no algorithm for this matmul (check alignment of leading dimensions)");
-        const float alpha = 1.0f;
         check_cublas(cublasLtMatmul(handle_, desc, &alpha, A, la, B, lb, &beta, D, ld, D, ld, &heuristic.algo, workspace_,
                                     kWorkspace, stream), "cublasLtMatmul");
         cublasLtMatmulPreferenceDestroy(pref);
@@ -140,6 +148,17 @@ void matmul_backward_weight(MatmulContext& ctx, float* dweight, const T* dout, i
                             cudaStream_t stream) {
     ctx.gemm<T, float>(false, true, IC, OC, N, inp, IC, dout, ldd, dweight, IC, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr,
                        nullptr, 0, stream);
+}
+
+// Row-major D[i] (M, N; ldd) = alpha op(A[i]) op(B[i]) for i < batch, op(X) = X or X^T as stored row-major, with
+// element strides between the batch's matrices: the attention's products over (batch, head). As column-major,
+// D^T = op(B)^T op(A)^T, so the operands swap.
+template <typename T, typename TD>
+void batched_matmul(MatmulContext& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const T* A, int lda,
+                    long long stride_a, const T* B, int ldb, long long stride_b, TD* D, int ldd, long long stride_d,
+                    int batch, cudaStream_t stream) {
+    ctx.gemm<T, TD>(trans_b, trans_a, N, M, K, B, ldb, A, lda, D, ldd, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr,
+                    0, stream, alpha, batch, stride_b, stride_a, stride_d);
 }
 
 #else  // the emulated CPU build: OpenBLAS in float32, with the same epilogues
@@ -184,6 +203,26 @@ void matmul_backward_weight(MatmulContext&, float* dweight, const T* dout, int l
                             cudaStream_t) {
     std::vector<float> d = to_float_matrix(dout, N, OC, ldd), a = to_float_matrix(inp, N, IC, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, d.data(), OC, a.data(), IC, 1.0f, dweight, IC);
+}
+
+template <typename T, typename TD>
+void batched_matmul(MatmulContext&, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const T* A, int lda,
+                    long long stride_a, const T* B, int ldb, long long stride_b, TD* D, int ldd, long long stride_d,
+                    int batch, cudaStream_t) {
+    for (int i = 0; i < batch; i++) {
+        if constexpr (std::is_same_v<T, float> && std::is_same_v<TD, float>) {  // in place: no conversion needed
+            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                        alpha, A + i * stride_a, lda, B + i * stride_b, ldb, 0.0f, D + i * stride_d, ldd);
+            continue;
+        }
+        const std::vector<float> a = to_float_matrix(A + i * stride_a, trans_a ? K : M, trans_a ? M : K, lda),
+                                 b = to_float_matrix(B + i * stride_b, trans_b ? N : K, trans_b ? K : N, ldb);
+        std::vector<float> d((size_t)M * N);
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+                    a.data(), trans_a ? M : K, b.data(), trans_b ? K : N, 0.0f, d.data(), N);
+        for (int r = 0; r < M; r++)
+            for (int c = 0; c < N; c++) D[i * stride_d + (long long)r * ldd + c] = from_float<TD>(d[(size_t)r * N + c]);
+    }
 }
 
 #endif

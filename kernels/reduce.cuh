@@ -6,7 +6,7 @@
 namespace lnfree::kernels {
 
 // result = mean of values[i] over i < n with (mask == null or mask[i] != 0); the mean over all when no i qualifies
-__global__ void masked_mean_kernel(float* result, const float* values, const int* mask, int n) {
+static __global__ void masked_mean_kernel(float* result, const float* values, const int* mask, int n) {
     __shared__ float scratch[32];
     float sum = 0.0f, all = 0.0f, count = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
@@ -20,7 +20,7 @@ __global__ void masked_mean_kernel(float* result, const float* values, const int
 }
 
 // out[c] += sum over r < rows of partial[r, c], in order r = 0, 1, ... (deterministic)
-__global__ void column_sum_kernel(float* out, const float* partial, int rows, int C) {
+static __global__ void column_sum_kernel(float* out, const float* partial, int rows, int C) {
     for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
         float sum = 0.0f;
         for (int r = 0; r < rows; r++) sum += partial[(size_t)r * C + c];

@@ -8,7 +8,7 @@ namespace lnfree::kernels {
 
 // ema, sigma: the module's state (double, like the host estimator); fixed_mask bit k: call k's path is fixed;
 // used[k] (float): the sigma call k's path divides by.
-__global__ void sigma_calls_kernel(double* ema, double* sigma, float* used, const float* stat, double momentum, int calls,
+static __global__ void sigma_calls_kernel(double* ema, double* sigma, float* used, const float* stat, double momentum, int calls,
                                    unsigned fixed_mask) {
     if (threadIdx.x != 0 || blockIdx.x != 0) return;
     for (int k = 0; k < calls; k++) {

@@ -4,6 +4,8 @@
 //  - training: chunks in a seeded random order without replacement, reshuffled each epoch; global sequence g of
 //    the run is chunk order[g]; process p of P takes sequences ((step * accum + micro) * P + p) * B ... of that
 //    stream, so every process reads its own slice of every global batch and the position is one number;
+//  - or (the 2024 recipe, nanoGPT's get_batch) windows of T + 1 tokens at uniformly random offsets of the shards,
+//    a pure function of (seed, global sequence), with every target defined;
 //  - evaluation: every chunk of the validation shards in order.
 #pragma once
 #include <cstdint>
@@ -23,16 +25,20 @@ class TokenChunks {
     // inputs (T) and targets (T) of chunk i
     void read(size_t i, int* inputs, int* targets) const;
     size_t tokens() const;
+    // windows of T + 1 tokens inside one shard: window w's inputs start at token w of the shards' valid starts
+    uint64_t windows() const { return window_end_.empty() ? 0 : window_end_.back(); }
+    void read_window(uint64_t w, int* inputs, int* targets) const;
 
    private:
     int T_;
     std::vector<std::unique_ptr<TokenShard>> shards_;
     std::vector<std::pair<uint32_t, size_t>> chunks_;  // (shard, first token)
+    std::vector<uint64_t> window_end_;                  // per shard: valid window starts up to and including it
 };
 
 class TrainBatches {
    public:
-    TrainBatches(const TokenChunks& data, uint64_t seed, int process, int processes);
+    TrainBatches(const TokenChunks& data, uint64_t seed, int process, int processes, bool random_windows = false);
     // Fills idx, targets (B*T) with this process's sequences of (step, micro).
     void fill(int step, int micro, int grad_accum, int B, int* idx, int* targets);
 
@@ -41,6 +47,7 @@ class TrainBatches {
     const TokenChunks& data_;
     uint64_t seed_;
     int process_, processes_;
+    bool random_windows_;
     uint64_t epoch_ = UINT64_MAX;
     std::vector<uint32_t> order_;
 };

@@ -19,6 +19,7 @@
 #include "kernels/matmul.cuh"
 #include "kernels/sigma.cuh"
 #include "lnfree/model.h"
+#include "lnfree/process_group.h"
 #include "lnfree/recipe.h"
 #include "lnfree/sigma_estimator.h"
 
@@ -76,6 +77,7 @@ struct DeviceMicroBatch {
     double loss_scale = 1.0;              // d(step loss)/d(micro-batch loss): 1 / grad_accum
     const SigmaEstimator* estimator = nullptr;  // null: sigma is read, not updated (evaluation)
     bool backward = true;                 // false: forward and losses only
+    ProcessGroup* group = nullptr;        // data parallelism: the sigma statistics are averaged over it
 };
 
 // Activations of one micro-batch of B x T tokens, kept for the backward; scratch shared by all layers.
@@ -88,8 +90,9 @@ struct DeviceActivations {
         bool split = false;
     };
     std::vector<Layer> layers;
-    device::Buffer<float> resid_final, meanf, stdf, rstdf, usedf, losses, stats, ce, aux, aux_target, dx, ln_scratch, D,
+    device::Buffer<float> resid_final, meanf, stdf, rstdf, usedf, losses, stats, ce, aux, aux_target, dx, ln_scratch,
         bias_scratch;
+    kernels::AttentionScratch<T> attention;
     device::Buffer<T> lnf, logits, branch, fch_gelu, dnorm, dbranch, dfch, datty, dqkv;
     device::Buffer<int> idx, targets, aux_mask, ce_mask, bucket_token, bucket_start, bucket_positions;
 
@@ -109,7 +112,7 @@ struct DeviceActivations {
         ce = device::Buffer<float>(1); aux = device::Buffer<float>(1); aux_target = device::Buffer<float>(1);
         dx = device::Buffer<float>(NC);
         ln_scratch = device::Buffer<float>(2 * (size_t)kernels::layernorm_backward_blocks(N) * c.C);
-        D = device::Buffer<float>((size_t)B * c.NH * Tn);
+        attention = kernels::AttentionScratch<T>(B, Tn, c.NH);
         bias_scratch = device::Buffer<float>((size_t)kernels::kBiasChunks * 4 * c.C);
         lnf = device::Buffer<T>(NC); logits = device::Buffer<T>((size_t)N * c.Vp);
         branch = device::Buffer<T>(NC); fch_gelu = device::Buffer<T>(4 * NC); dnorm = device::Buffer<T>(NC);
@@ -151,6 +154,7 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
     auto estimate = [&](float* std_rows, int module, double momentum, int calls, unsigned fixed_mask, float* used) {
         float* stat = acts.stats.data() + module;
         k::masked_mean(stat, std_rows, nullptr, N, s);
+        if (mb.estimator && mb.group) mb.group->all_reduce_mean(stat, 1, s);  // every process: the same sigma
         if (mb.estimator)
             k::sigma_calls(model.sigma_ema.data() + module, model.sigma.data() + module, used, stat, momentum, calls,
                            fixed_mask, s);
@@ -182,7 +186,7 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
         T* qkvb = model.p(QKVB, l, 3 * C);
         k::matmul_forward(mm, a.qkv.data(), 3 * C, (T*)nullptr, a.ln1_qk.data(), qkvw, qkvb, N, C, 2 * C, s);
         k::matmul_forward(mm, a.qkv.data() + 2 * C, 3 * C, (T*)nullptr, xv, qkvw + 2 * CC, qkvb + 2 * C, N, C, C, s);
-        k::attention_forward(a.atty.data(), a.lse.data(), a.qkv.data(), key, l, B, Tn, C, NH, s);
+        k::attention_forward(mm, acts.attention, a.atty.data(), a.lse.data(), a.qkv.data(), key, l, B, Tn, C, NH, s);
         k::matmul_forward(mm, acts.branch.data(), C, (T*)nullptr, a.atty.data(), model.p(ATTPROJW, l, CC),
                           model.p(ATTPROJB, l, C), N, C, C, s);
         device::copy(a.resid_mid.data(), a.resid.data(), NC * sizeof(float), s);
@@ -241,7 +245,7 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
         k::matmul_backward_input(mm, acts.datty.data(), acts.dbranch.data(), C, model.p(ATTPROJW, l, CC), N, C, C, false, s);
         k::matmul_backward_weight(mm, model.g(ATTPROJW, l, CC), acts.dbranch.data(), C, a.atty.data(), N, C, C, s);
         k::bias_backward(model.g(ATTPROJB, l, C), acts.bias_scratch.data(), acts.dbranch.data(), C, N, C, s);
-        k::attention_backward(acts.dqkv.data(), acts.D.data(), acts.datty.data(), a.atty.data(), a.qkv.data(), a.lse.data(),
+        k::attention_backward(mm, acts.attention, acts.dqkv.data(), acts.datty.data(), a.atty.data(), a.qkv.data(), a.lse.data(),
                               key, l, B, Tn, C, NH, s);
         T* qkvw = model.p(QKVW, l, 3 * CC);
         float* dqkvw = model.g(QKVW, l, 3 * CC);
@@ -272,44 +276,64 @@ struct TrainStepResult {
     std::vector<std::string> switched;
 };
 
+// AdamW over this process's shard of the parameters (all of them in a single process), clipping folded in, then
+// the shards gathered back into every process's compute copy. model.grad_norm must hold the global gradient norm.
+template <typename T>
+void gpt2_device_optimizer_step(DeviceGPT2<T>& model, const Recipe& r, double lr, uint64_t seed, ProcessGroup& group,
+                                cudaStream_t s) {
+    model.adam_t++;
+    const ShardRange shard = shard_range(model.num_params, group.rank(), group.size());
+    const std::array<bool, NUM_PARAM_TENSORS> decay = decay_mask(r);
+    const bool stochastic = r.stochastic_rounding && sizeof(T) == 2;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const size_t first = std::max(shard.first, model.offset[i]);
+        const size_t last = std::min(shard.last, model.offset[i] + param_numel(model.cfg, i));
+        if (first >= last) continue;
+        kernels::AdamWStep a{(float)lr, (float)r.beta1, (float)r.beta2, (float)r.eps,
+                             decay[i] ? (float)r.weight_decay : 0.0f, (float)r.clip, model.adam_t, stochastic, seed,
+                             (uint32_t)i, first - model.offset[i]};
+        kernels::adamw(model.params.data() + first, model.master.data() + first, model.m.data() + first,
+                       model.v.data() + first, model.grads.data() + first, model.grad_norm.data(), a, last - first, s);
+    }
+    group.all_gather_shards(model.params.data(), sizeof(T), model.num_params, s);
+}
+
 // One optimizer step of a run, as ref::train does it: the removal events due at `step`, the recipe's micro-batches
-// (each gradient scaled by 1/grad_accum), the global norm, clipping folded into AdamW. The trainer and the tests
-// call this same function.
+// (each gradient scaled by 1/grad_accum), the gradients averaged over the processes, the global norm, and AdamW
+// with clipping folded in. Process p's micro-batch m is the step's global micro-batch m * size + p (its data and
+// its dropout masks), so P processes of A micro-batches run what one process of A * P would. The trainer and the
+// tests call this same function.
 template <typename T>
 TrainStepResult gpt2_device_train_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm,
                                        LayerNormPaths& paths, const Recipe& r, uint64_t seed, int eot, int step,
-                                       const BatchSource& next_batch, cudaStream_t s) {
+                                       const BatchSource& next_batch, ProcessGroup& group, cudaStream_t s) {
     TrainStepResult out;
     out.switched = apply_removal_events(r.events, step, paths);
     const SigmaEstimator estimator{r.momentum_ln1, r.momentum_ln2, r.momentum_lnf, r.ln1_calls};
     std::vector<int> idx(acts.N), targets(acts.N);
     device::zero(model.grads.data(), model.num_params * sizeof(float), s);
+    double losses[2] = {0.0, 0.0};  // ce, aux: this process's means over its micro-batches
     for (int micro = 0; micro < r.grad_accum; micro++) {
         next_batch(step, micro, idx.data(), targets.data());
         DeviceMicroBatch mb;
-        mb.dropout = DropoutKey{(float)r.dropout, seed, (uint32_t)step, (uint32_t)micro};
+        mb.dropout = DropoutKey{(float)r.dropout, seed, (uint32_t)step, (uint32_t)(micro * group.size() + group.rank())};
         mb.eot = eot;
         mb.ignore_eot = r.ignore_eot_targets;
         mb.w_aux = r.w_aux;
         mb.loss_scale = 1.0 / r.grad_accum;
         mb.estimator = &estimator;
+        mb.group = &group;
         gpt2_device_step(model, acts, mm, paths, idx.data(), targets.data(), mb, s);
-        out.ce += acts.ce.to_host()[0] / r.grad_accum;
-        out.aux += acts.aux.to_host()[0] / r.grad_accum;
+        losses[0] += acts.ce.to_host()[0] / r.grad_accum;
+        losses[1] += acts.aux.to_host()[0] / r.grad_accum;
     }
+    group.all_reduce_mean(model.grads.data(), model.num_params, s);
+    group.all_reduce_sum(losses, 2);
+    out.ce = losses[0] / group.size();
+    out.aux = losses[1] / group.size();
     out.lr = r.lr.at(step);
     kernels::global_norm(model.grad_norm.data(), model.norm_scratch.data(), model.grads.data(), model.num_params, s);
-    model.adam_t++;
-    const std::array<bool, NUM_PARAM_TENSORS> decay = decay_mask(r);
-    const bool stochastic = r.stochastic_rounding && sizeof(T) == 2;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        const size_t n = param_numel(model.cfg, i), off = model.offset[i];
-        kernels::AdamWStep a{(float)out.lr, (float)r.beta1, (float)r.beta2, (float)r.eps,
-                             decay[i] ? (float)r.weight_decay : 0.0f, (float)r.clip, model.adam_t, stochastic, seed,
-                             (uint32_t)i};
-        kernels::adamw(model.params.data() + off, model.master.data() + off, model.m.data() + off, model.v.data() + off,
-                       model.grads.data() + off, model.grad_norm.data(), a, n, s);
-    }
+    gpt2_device_optimizer_step(model, r, out.lr, seed, group, s);
     out.grad_norm = model.grad_norm.to_host()[0];
     return out;
 }

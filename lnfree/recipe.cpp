@@ -1,8 +1,10 @@
 #include "lnfree/recipe.h"
 
 #include <cmath>
+#include <filesystem>
 
 #include "lnfree/error.h"
+#include "lnfree/file_io.h"
 
 namespace lnfree {
 
@@ -101,8 +103,27 @@ Recipe preset_recipe(const std::string& name, int L) {
         r.seq_len = 256;
         return r;
     }
+    if (name == "small-2024") {  // method.md 4.3, 6.2 and 14: nanoGPT, fixed sigma, no aux loss, no dropout
+        if (L != 12) throw Error("recipe small-2024: made for GPT-2 small's 12 layers, the model has " + std::to_string(L));
+        Recipe r;
+        r.name = name;
+        r.events = removal_schedule(12, 200, 20, 20, 30);
+        r.momentum_ln1 = r.momentum_ln2 = r.momentum_lnf = 1.0;  // sigma fixed: the first batch's, or sigma_file's
+        r.lr = LRSchedule{6e-4, 6e-5, 100, 2000};
+        r.steps = 1200;  // the public schedule's last event is at 1160; the run length is not published
+        r.micro_batch = 48;
+        r.grad_accum = 10;
+        r.beta2 = 0.95;
+        r.weight_decay = 0.1;
+        r.decay_layernorm_weights = false;
+        r.dropout = 0.0;
+        r.ignore_eot_targets = false;
+        r.sampling = Recipe::Sampling::random_windows;
+        return r;
+    }
     if (name == "derived") return derive_recipe(L, 120);
-    throw Error("recipe '" + name + "' is unknown; use small, medium, large, xl, derived, vanilla, pretrain or a .json file");
+    throw Error("recipe '" + name + "' is unknown; use small, medium, large, xl, small-2024, derived, vanilla, pretrain "
+                "or a .json file");
 }
 
 namespace {
@@ -167,6 +188,17 @@ void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& so
         else if (key == "ignore_eot_targets") r.ignore_eot_targets = boolean();
         else if (key == "random_init") r.random_init = boolean();
         else if (key == "stochastic_rounding") r.stochastic_rounding = boolean();
+        else if (key == "sigma_file") {
+            if (!value.is_string()) throw Error(source + ": 'sigma_file' must be a path (\"\" for none)");
+            const std::filesystem::path path = value.get<std::string>();  // relative to the recipe file's folder
+            r.sigma_file = path.empty() || path.is_absolute() ? path.string()
+                                                              : (std::filesystem::path(source).parent_path() / path).string();
+        }
+        else if (key == "sampling") {
+            if (value == "chunks") r.sampling = Recipe::Sampling::chunks;
+            else if (value == "random_windows") r.sampling = Recipe::Sampling::random_windows;
+            else throw Error(source + ": 'sampling' must be \"chunks\" or \"random_windows\"");
+        }
         else throw Error(source + ": unknown recipe field '" + key + "' (see doc/trainer.md for the fields)");
     }
     if (r.steps < 0 || r.micro_batch < 1 || r.grad_accum < 1 || r.seq_len < 2 || r.lr.warmup < 0 || r.lr.length < 1 ||
@@ -185,7 +217,27 @@ nlohmann::json recipe_to_json(const Recipe& r) {
             {"beta2", r.beta2}, {"eps", r.eps}, {"weight_decay", r.weight_decay},
             {"decay_layernorm_weights", r.decay_layernorm_weights}, {"clip", r.clip}, {"dropout", r.dropout},
             {"ignore_eot_targets", r.ignore_eot_targets}, {"random_init", r.random_init},
-            {"stochastic_rounding", r.stochastic_rounding}};
+            {"stochastic_rounding", r.stochastic_rounding}, {"sigma_file", r.sigma_file},
+            {"sampling", r.sampling == Recipe::Sampling::chunks ? "chunks" : "random_windows"}};
+}
+
+SigmaState read_sigma_file(const std::string& path, int L) {
+    nlohmann::json j = nlohmann::json::parse(read_text_file(path), nullptr, false);
+    if (j.is_object() && j.contains("sigma") && j["sigma"].is_object()) j = j["sigma"];  // a run's summary.json
+    if (j.is_discarded() || !j.is_object())
+        throw Error(path + ": not a JSON object of sigma per module (\"blocks.0.ln_1\": 0.17, ..., \"ln_f\": 16.5)");
+    SigmaState s(L);
+    auto take = [&](const std::string& name, int module) {
+        if (!j.contains(name) || !j[name].is_number() || !(j[name].get<double>() > 0.0) || !std::isfinite(j[name].get<double>()))
+            throw Error(path + ": '" + name + "' is missing or not a positive number; every ln_1, ln_2 and ln_f needs one");
+        s.ema[module] = s.sigma[module] = j[name].get<double>();
+    };
+    for (int l = 0; l < L; l++) {
+        take("blocks." + std::to_string(l) + ".ln_1", ln1_module(l));
+        take("blocks." + std::to_string(l) + ".ln_2", ln2_module(L, l));
+    }
+    take("ln_f", lnf_module(L));
+    return s;
 }
 
 std::array<bool, NUM_PARAM_TENSORS> decay_mask(const Recipe& r) {

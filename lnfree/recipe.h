@@ -35,10 +35,17 @@ struct Recipe {
     bool ignore_eot_targets = true;       // the training loss skips end-of-text targets (method.md 7.1)
     bool random_init = false;             // pretrain: start from random weights
     bool stochastic_rounding = true;      // bf16 weight copy
+    // sigma per module read from a JSON file instead of measured on the first batch (doc/trainer.md); with
+    // momentum 1 it never moves: the 2024 recipe's fixed values, or another run's summary.json
+    std::string sigma_file;
+    // how training sequences are drawn: T-token chunks without replacement (2025), or windows at random token
+    // offsets with every target defined (2024, nanoGPT's get_batch)
+    enum class Sampling { chunks, random_windows } sampling = Sampling::chunks;
 };
 
-// "small", "medium", "large", "xl" (the 2025 `*_aux` configs), "vanilla" (LayerNorm kept, the optimisation of the
-// preset for this depth), "pretrain"; L is the model's depth (checked against a size preset).
+// "small", "medium", "large", "xl" (the 2025 `*_aux` configs), "small-2024" (the 2024 public code, method.md 4.3
+// and 6.2), "vanilla" (LayerNorm kept, the optimisation of the preset for this depth), "pretrain"; L is the
+// model's depth (checked against a size preset).
 Recipe preset_recipe(const std::string& name, int L);
 // The 2025 schedule's shape for any depth L (gaps 2/2/3 after a start of max(2, steps/15)), fitted into `steps`.
 Recipe derive_recipe(int L, int steps);
@@ -48,6 +55,9 @@ std::vector<RemovalEvent> removal_schedule(int L, int start, int gap_ln2, int ga
 // Overrides from JSON (a recipe file): any field by its name; unknown fields are an lnfree::Error naming `source`.
 void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& source);
 nlohmann::json recipe_to_json(const Recipe& r);
+// sigma of every module (ema = sigma) from a JSON object {"blocks.<l>.ln_1": s, "blocks.<l>.ln_2": s, "ln_f": s}
+// or a summary.json holding one under "sigma"; a missing module or a value that is not positive is an Error.
+SigmaState read_sigma_file(const std::string& path, int L);
 // Which tensors are weight-decayed: every non-bias tensor; LayerNorm weights only if decay_layernorm_weights.
 std::array<bool, NUM_PARAM_TENSORS> decay_mask(const Recipe& r);
 

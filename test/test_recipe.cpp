@@ -3,9 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include "lnfree/error.h"
+#include "lnfree/file_io.h"
 #include "lnfree/recipe.h"
 
 using namespace lnfree;
@@ -120,4 +122,64 @@ TEST_CASE("recipe files override any field and reject unknown ones", "[recipe]")
     Recipe back = preset_recipe("small", 12);
     apply_recipe_json(back, round, "round trip");
     CHECK(recipe_to_json(back) == round);
+}
+
+TEST_CASE("the 2024 preset follows the public code: schedule, optimiser, fixed sigma, random windows", "[recipe]") {
+    const Recipe r = preset_recipe("small-2024", 12);
+    LayerNormPaths paths(12);
+    std::map<std::string, int> first_step;
+    for (int step = 0; step < r.steps; step++)
+        for (const std::string& site : apply_removal_events(r.events, step, paths)) first_step[site] = step;
+    for (int l = 0; l < 12; l++) {  // method.md 4.3: 200+20i, 440+20i, 680+30i, then ln_f at 1040
+        CHECK(first_step["ln2." + std::to_string(l)] == 200 + 20 * l);
+        CHECK(first_step["ln1qk." + std::to_string(l)] == 440 + 20 * l);
+        CHECK(first_step["ln1v." + std::to_string(l)] == 680 + 30 * l);
+    }
+    CHECK(first_step["lnf"] == 1040);
+    CHECK(paths.real_paths_remaining() == 0);
+    CHECK(std::abs(r.lr.at(1000) - 3.52e-4) < 0.005e-4);  // method.md 6.2: lr(1000) = 3.52e-4, lr(1160) = 2.81e-4
+    CHECK(std::abs(r.lr.at(1160) - 2.81e-4) < 0.005e-4);
+    CHECK(r.micro_batch * r.grad_accum == 480);
+    CHECK((r.beta2 == 0.95 && r.weight_decay == 0.1 && r.dropout == 0.0 && r.w_aux == 0.0));
+    CHECK((r.momentum_ln1 == 1.0 && r.momentum_ln2 == 1.0 && r.momentum_lnf == 1.0));  // sigma never moves
+    CHECK_FALSE(r.ignore_eot_targets);
+    CHECK(r.sampling == Recipe::Sampling::random_windows);
+    const std::array<bool, NUM_PARAM_TENSORS> decay = decay_mask(r);  // nanoGPT: matrices and embeddings only
+    CHECK((decay[WTE] && decay[QKVW] && !decay[LN1W] && !decay[QKVB]));
+    CHECK_THROWS_WITH(preset_recipe("small-2024", 24), Catch::Contains("12 layers"));
+}
+
+TEST_CASE("sigma files give every module its sigma, from a run's summary too, and name what is wrong", "[recipe]") {
+    const std::string dir = std::string(LNFREE_SOURCE_DIR) + "/build/test_scratch/sigma_file";
+    std::filesystem::create_directories(dir);
+    nlohmann::json sigma;
+    for (int l = 0; l < 2; l++) {
+        sigma["blocks." + std::to_string(l) + ".ln_1"] = 0.5 + l;
+        sigma["blocks." + std::to_string(l) + ".ln_2"] = 2.5 + l;
+    }
+    sigma["ln_f"] = 9.0;
+    write_text_file(dir + "/sigma.json", sigma.dump());
+    write_text_file(dir + "/summary.json", nlohmann::json{{"model", "tiny"}, {"sigma", sigma}}.dump());
+    for (const char* file : {"/sigma.json", "/summary.json"}) {
+        const SigmaState s = read_sigma_file(dir + file, 2);
+        CHECK(s.sigma == std::vector<double>{0.5, 1.5, 2.5, 3.5, 9.0});  // module order: ln_1, ln_2, ln_f
+        CHECK(s.ema == s.sigma);
+    }
+    sigma.erase("blocks.1.ln_2");
+    write_text_file(dir + "/short.json", sigma.dump());
+    CHECK_THROWS_WITH(read_sigma_file(dir + "/short.json", 2),
+                      Catch::Contains("short.json") && Catch::Contains("'blocks.1.ln_2' is missing"));
+    sigma["blocks.1.ln_2"] = -1.0;
+    write_text_file(dir + "/negative.json", sigma.dump());
+    CHECK_THROWS_WITH(read_sigma_file(dir + "/negative.json", 2), Catch::Contains("not a positive number"));
+    write_text_file(dir + "/list.json", "[1, 2]");
+    CHECK_THROWS_WITH(read_sigma_file(dir + "/list.json", 2), Catch::Contains("not a JSON object"));
+
+    Recipe r = preset_recipe("small", 12);  // a recipe file names the sigma file relative to itself
+    apply_recipe_json(r, nlohmann::json::parse(R"({"sigma_file": "sigma.json", "momentum": 1.0, "sampling": "random_windows"})"),
+                      dir + "/recipe.json");
+    CHECK(r.sigma_file == dir + "/sigma.json");
+    CHECK(r.sampling == Recipe::Sampling::random_windows);
+    CHECK_THROWS_WITH(apply_recipe_json(r, nlohmann::json::parse(R"({"sampling": "shuffle"})"), "s.json"),
+                      Catch::Contains("'sampling' must be"));
 }

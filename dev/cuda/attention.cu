@@ -1,9 +1,9 @@
-// Kernel lab: the hand-written causal flash attention of kernels/attention.cuh (forward; backward = row dot + dk/dv
-// + dq), with attention-probability dropout p = 0.1 as in the recipe, against a naive forward that reads K and V
-// straight from global memory (no shared-memory tiles). Run: build/cuda_lab/attention [--B 18 --T 1024 --C 1600 --NH 25].
-// FLOPs counted per causal (query, key) pair: forward 4 hd (q.k, p v); backward 14 hd as the kernels execute them
-// (dk/dv kernel: q.k, do.v, dv, dk = 8 hd; dq kernel recomputes q.k and do.v, then dq = 6 hd). They run on the fp32
-// CUDA cores (no tensor cores), so the fp32 roofline is the relevant one ('f' in the %peak column).
+// Kernel lab: the attention of kernels/attention.cuh (tensor-core products through cuBLASLt with the softmax, mask
+// and dropout in row kernels between them; the backward recomputes the scores), with attention-probability dropout
+// p = 0.1 as in the recipe, against a naive forward on the fp32 CUDA cores (thread per query row, online softmax,
+// K and V read from global memory). Run: build/cuda_lab/attention [--B 18 --T 1024 --C 1600 --NH 25].
+// FLOPs are the products as executed, over the full T x T square: forward 2 products, backward 5, each
+// 2 B NH T^2 hd. MB are the bytes as the launches read and write them (scores and probabilities in bf16).
 #include "dev/cuda/lab_common.cuh"
 #include "kernels/attention.cuh"
 #include "lnfree/reference/attention.h"
@@ -45,30 +45,15 @@ __global__ void naive_attention_forward_kernel(T* out, float* lse, const T* qkv,
 void naive_attention_forward(bf16* out, float* lse, const bf16* qkv, const DropoutKey& key, uint32_t layer, int B, int Tn,
                              int C, int NH, cudaStream_t s) {
     const dim3 grid(k::ceil_div(Tn, 64), B * NH);
-    k::dispatch_head_dim(C / NH, [&]<int HD>() {
+    auto launch = [&]<int HD>() {
         lab::launch_kernel(naive_attention_forward_kernel<HD, bf16>, grid, dim3(64), 0, s, out, lse, qkv, key, layer, Tn, C, NH);
-    });
-}
-
-// The three launches of k::attention_backward one at a time, with its grids, to see where the time goes.
-enum class BackwardPart { rowdot, dkv, dq };
-void attention_backward_part(BackwardPart part, bf16* dqkv, float* D, const bf16* dout, const bf16* out, const bf16* qkv,
-                             const float* lse, const DropoutKey& key, uint32_t layer, int B, int Tn, int C, int NH,
-                             cudaStream_t s) {
-    if (part == BackwardPart::rowdot) {
-        lab::launch_kernel(k::attention_backward_rowdot_kernel<bf16>, dim3(k::ceil_div((long)B * NH * Tn, 256)), dim3(256),
-                           0, s, D, dout, out, B, Tn, C, NH, C / NH);
-        return;
+    };
+    switch (C / NH) {
+        case 64: launch.template operator()<64>(); break;
+        case 32: launch.template operator()<32>(); break;
+        case 16: launch.template operator()<16>(); break;
+        default: throw std::invalid_argument("naive attention: head dimension must be 16, 32 or 64");
     }
-    const dim3 grid(k::ceil_div(Tn, k::kAttentionTile), B * NH);
-    k::dispatch_head_dim(C / NH, [&]<int HD>() {
-        if (part == BackwardPart::dkv)
-            lab::launch_kernel(k::attention_backward_dkv_kernel<HD, bf16>, grid, dim3(k::kAttentionTile), 0, s, dqkv, qkv,
-                               dout, lse, (const float*)D, key, layer, Tn, C, NH);
-        else
-            lab::launch_kernel(k::attention_backward_dq_kernel<HD, bf16>, grid, dim3(k::kAttentionTile), 0, s, dqkv, qkv,
-                               dout, lse, (const float*)D, key, layer, Tn, C, NH);
-    });
 }
 
 const DropoutKey kKey{0.1f, 1337, 7, 3};  // the recipe's dropout 0.1; step 7, micro-step 3
@@ -88,77 +73,76 @@ void check_all(lab::Lab& lab) {
     lnfree::ref::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), att_ref.data(), kKey, kLayer, B, Tn, C, NH);
 
     Buffer<bf16> qkv_d(lab::to_type<bf16>(qkv)), dout_d(lab::to_type<bf16>(dout)), out(nout), dqkv(nqkv);
-    Buffer<float> lse(nrows), D(nrows);
+    Buffer<float> lse(nrows);
     naive_attention_forward(out.data(), lse.data(), qkv_d.data(), kKey, kLayer, B, Tn, C, NH, lab.stream);
     lab.check("naive forward: out", lab::to_floats(out.to_host()), out_ref, 1e-2);
     const std::vector<float> lse_naive = lse.to_host();
-    k::attention_forward(out.data(), lse.data(), qkv_d.data(), kKey, kLayer, B, Tn, C, NH, lab.stream);
+    k::MatmulContext mm;
+    k::AttentionScratch<bf16> scratch(B, Tn, NH);
+    k::attention_forward(mm, scratch, out.data(), lse.data(), qkv_d.data(), kKey, kLayer, B, Tn, C, NH, lab.stream);
     lab.check("production forward: out", lab::to_floats(out.to_host()), out_ref, 1e-2);
-    lab.check("production forward: lse vs naive forward's", lse.to_host(), lse_naive, 1e-5);
-    k::attention_backward(dqkv.data(), D.data(), dout_d.data(), out.data(), qkv_d.data(), lse.data(), kKey, kLayer, B, Tn, C,
-                          NH, lab.stream);
+    lab.check("production forward: lse vs naive forward's (scores in bf16)", lse.to_host(), lse_naive, 1e-3);
+    k::attention_backward(mm, scratch, dqkv.data(), dout_d.data(), out.data(), qkv_d.data(), lse.data(), kKey, kLayer, B, Tn,
+                          C, NH, lab.stream);
     lab.check("production backward: dqkv", lab::to_floats(dqkv.to_host()), dqkv_ref, 1e-2);
-    Buffer<bf16> dqkv2(nqkv);
-    for (BackwardPart p : {BackwardPart::rowdot, BackwardPart::dkv, BackwardPart::dq})
-        attention_backward_part(p, dqkv2.data(), D.data(), dout_d.data(), out.data(), qkv_d.data(), lse.data(), kKey, kLayer,
-                                B, Tn, C, NH, lab.stream);
-    lab.check("backward launched part by part: dqkv", lab::to_floats(dqkv2.to_host()), dqkv_ref, 1e-2);
 }
 
 // ---- timing at the full shape -------------------------------------------------------------------------------
 
 void bench_all(lab::Lab& lab) {
-    const int B = lab.opt.B, Tn = lab.opt.T, C = lab.opt.C, NH = lab.opt.NH, hd = C / NH;
-    const double N = (double)B * Tn, NC = N * C, R = (double)B * NH * Tn;
-    const double pairs = (double)B * NH * Tn * (Tn + 1.0) / 2.0;  // causal (query, key) pairs
+    const int B = lab.opt.B, Tn = lab.opt.T, C = lab.opt.C, NH = lab.opt.NH, hd = C / NH, ld = k::attention_scores_ld(Tn);
+    const double N = (double)B * Tn, NC = N * C, R = (double)B * NH * Tn, RT = R * ld;
     lab.section("timing at B " + std::to_string(B) + ", T " + std::to_string(Tn) + ", C " + std::to_string(C) + ", NH " +
-                std::to_string(NH) + ", dropout 0.1");
+                std::to_string(NH) + ", dropout 0.1; scratch " +
+                std::to_string(k::AttentionScratch<bf16>::bytes(B, Tn, NH) >> 20) + " MiB");
     Buffer<bf16> qkv((size_t)N * 3 * C), out((size_t)NC), dout((size_t)NC), dqkv((size_t)N * 3 * C);
-    Buffer<float> lse((size_t)R), D((size_t)R);
+    Buffer<float> lse((size_t)R);
     lab::fill(qkv, 0.0f, 1.0f, 11);
     lab::fill(dout, 0.0f, 1.0f, 12);
     const cudaStream_t s = lab.stream;
-    k::attention_forward(out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
+    k::MatmulContext mm;
+    k::AttentionScratch<bf16> w(B, Tn, NH);
+    k::attention_forward(mm, w, out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
     lab.synchronize();
 
-    const lab::Cost forward{6 * NC + 2 * NC + 4 * R, 4.0 * hd * pairs, true};  // qkv in; out, lse out
-    lab.bench("attention_forward (tiled, thread per query)", [&] {
-        k::attention_forward(out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
+    const double product = 2.0 * R * Tn * hd;  // one T x T x hd product over every (batch, head)
+    const lab::Cost forward{8 * NC + 8 * RT + 4 * R, 2 * product, false};
+    lab.bench("attention_forward (2 products + softmax)", [&] {
+        k::attention_forward(mm, w, out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
     }, forward);
     const DropoutKey no_dropout{0.0f, kKey.seed, kKey.step, kKey.micro_step};
     lab.bench("attention_forward, dropout off (p = 0)", [&] {
-        k::attention_forward(out.data(), lse.data(), qkv.data(), no_dropout, kLayer, B, Tn, C, NH, s);
+        k::attention_forward(mm, w, out.data(), lse.data(), qkv.data(), no_dropout, kLayer, B, Tn, C, NH, s);
     }, forward);
-    lab.bench("naive forward (no shared memory)", [&] {
+    const k::HeadMatrix<const bf16> q{qkv.data(), 3 * C, (long long)Tn * 3 * C, hd}, kk{qkv.data() + C, 3 * C, (long long)Tn * 3 * C, hd};
+    lab.bench("  its product S = q k^T", [&] {
+        k::head_products<bf16, bf16>(mm, false, true, Tn, Tn, hd, 1.0f / std::sqrt((float)hd), q, kk,
+                                     k::HeadMatrix<bf16>{w.scores.data(), ld, (long long)NH * Tn * ld, (long long)Tn * ld},
+                                     B, NH, s);
+    }, lab::Cost{4 * NC + 2 * RT, product, false});
+    lab.bench("  its softmax row kernel (mask, lse, dropout)", [&] {
+        lab::launch_kernel(k::attention_softmax_forward_kernel<bf16>, k::attention_row_grid((int)R, w.row_lanes), dim3(256),
+                           0, s, w.probs.data(), lse.data(), (const bf16*)w.scores.data(), ld, Tn, (int)R, kKey, kLayer,
+                           w.row_lanes);
+    }, lab::Cost{2 * RT + 2 * RT + 4 * R, 0, false});
+    lab.bench("naive forward (fp32 cores, thread per query)", [&] {
         naive_attention_forward(out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
-    }, forward);
-    k::attention_forward(out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);  // lse of the production kernel
-    // the whole backward at its minimum traffic (qkv, out, dout, lse in; dqkv out); its parts at their own operands
-    lab.bench("attention_backward (all three launches)", [&] {
-        k::attention_backward(dqkv.data(), D.data(), dout.data(), out.data(), qkv.data(), lse.data(), kKey, kLayer, B, Tn, C,
-                              NH, s);
-    }, lab::Cost{6 * NC + 2 * NC + 2 * NC + 4 * R + 6 * NC, 14.0 * hd * pairs, true});
+    }, lab::Cost{8 * NC + 4 * R, product, true});
+    k::attention_forward(mm, w, out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);  // the production lse
+    const lab::Cost backward{26 * NC + 22 * RT + 8 * R, 5 * product, false};
+    lab.bench("attention_backward (5 products + 3 row kernels)", [&] {
+        k::attention_backward(mm, w, dqkv.data(), dout.data(), out.data(), qkv.data(), lse.data(), kKey, kLayer, B, Tn, C, NH, s);
+    }, backward);
     lab.bench("attention_backward, dropout off (p = 0)", [&] {
-        k::attention_backward(dqkv.data(), D.data(), dout.data(), out.data(), qkv.data(), lse.data(), no_dropout, kLayer, B,
-                              Tn, C, NH, s);
-    }, lab::Cost{6 * NC + 2 * NC + 2 * NC + 4 * R + 6 * NC, 14.0 * hd * pairs, true});
-    const lab::Cost parts[] = {{4 * NC + 4 * R, 2.0 * hd * R, true},
-                               {6 * NC + 2 * NC + 8 * R + 4 * NC, 8.0 * hd * pairs, true},
-                               {6 * NC + 2 * NC + 8 * R + 2 * NC, 6.0 * hd * pairs, true}};
-    const char* names[] = {"  part 1: row dot D = rowsum(dout * out)", "  part 2: dk, dv (thread per key row)",
-                           "  part 3: dq (thread per query row)"};
-    for (int p = 0; p < 3; p++)
-        lab.bench(names[p], [&] {
-            attention_backward_part((BackwardPart)p, dqkv.data(), D.data(), dout.data(), out.data(), qkv.data(), lse.data(),
-                                    kKey, kLayer, B, Tn, C, NH, s);
-        }, parts[p]);
-    std::printf("  (causal pairs %.3g; forward %.3g FLOP; backward executed %.3g FLOP = 3.5x the forward, where a flash\n"
-                "   backward that accumulates dq atomically executes 2.5x; Philox dropout and exp are not counted as FLOPs)\n",
-                pairs, 4.0 * hd * pairs, 14.0 * hd * pairs);
+        k::attention_backward(mm, w, dqkv.data(), dout.data(), out.data(), qkv.data(), lse.data(), no_dropout, kLayer, B, Tn,
+                              C, NH, s);
+    }, backward);
+    std::printf("  (forward %.3g FLOP executed, half of it above the diagonal and discarded; backward %.3g)\n",
+                2 * product, 5 * product);
 }
 
 int main(int argc, char** argv) {
-    return lab::main(argc, argv, "attention: causal flash attention forward and backward, dropout 0.1", [](lab::Lab& lab) {
+    return lab::main(argc, argv, "attention: causal attention forward and backward on the tensor cores, dropout 0.1", [](lab::Lab& lab) {
         if (lab.checking()) check_all(lab);
         if (lab.benchmarking()) bench_all(lab);
     });

@@ -22,8 +22,8 @@ void instantiate_all(MatmulContext& ctx) {
     layernorm_stats(f, f, f, 1, 1, nullptr);
     layernorm_normalize<T>(t, f, f, f, f, t, t, f, 1, 1, nullptr);
     layernorm_backward<T>(f, f, f, f, t, f, f, f, t, false, 1, 1, nullptr);
-    attention_forward<T>(t, f, t, key, 0, 1, 1, 64, 1, nullptr);
-    attention_backward<T>(t, f, t, t, t, f, key, 0, 1, 1, 64, 1, nullptr);
+    (void)&attention_forward<T>;  // their scratch cannot be faked: taking the address instantiates them
+    (void)&attention_backward<T>;
     gelu_forward<T>(t, t, 1, nullptr);
     gelu_backward<T>(t, t, t, 1, nullptr);
     residual_dropout_add<T>(f, t, key, 0, 0, 1, nullptr);

@@ -67,8 +67,12 @@ TEMPLATE_TEST_CASE("flash attention forward and backward with dropout match the 
     const size_t nqkv = (size_t)s.B * s.Tn * 3 * s.C, nout = (size_t)s.B * s.Tn * s.C, nrows = (size_t)s.B * s.NH * s.Tn;
     const std::vector<float> qkv = representable<T>(random_floats(nqkv, 1.0f, 11));
     Buffer<T> qkv_d = on_device(to_type<T>(qkv)), out(nout), dqkv(nqkv);
-    Buffer<float> lse(nrows), D(nrows);
-    k::attention_forward(out.data(), lse.data(), qkv_d.data(), key, 3, s.B, s.Tn, s.C, s.NH, nullptr);
+    Buffer<float> lse(nrows);
+    k::MatmulContext mm;
+    k::AttentionScratch<T> scratch(s.B, s.Tn, s.NH);
+    scratch.row_lanes = GENERATE(1, 32);  // the emulation's default and the GPU's: a warp per row, shuffles
+    INFO("row lanes " << scratch.row_lanes);
+    k::attention_forward(mm, scratch, out.data(), lse.data(), qkv_d.data(), key, 3, s.B, s.Tn, s.C, s.NH, nullptr);
     std::vector<float> out_ref(nout), att_ref(nrows * s.Tn);
     ref::attention_forward(out_ref.data(), att_ref.data(), qkv.data(), key, 3, s.B, s.Tn, s.C, s.NH);
     CHECK(rel_error(to_floats(on_host(out)), out_ref) <= tolerance<T>());
@@ -76,7 +80,7 @@ TEMPLATE_TEST_CASE("flash attention forward and backward with dropout match the 
     const std::vector<float> dout = representable<T>(random_floats(nout, 1.0f, 12));
     Buffer<T> dout_d = on_device(to_type<T>(dout));
     std::vector<float> dqkv_ref(nqkv, 0.0f);
-    k::attention_backward(dqkv.data(), D.data(), dout_d.data(), out.data(), qkv_d.data(), lse.data(), key, 3, s.B, s.Tn,
+    k::attention_backward(mm, scratch, dqkv.data(), dout_d.data(), out.data(), qkv_d.data(), lse.data(), key, 3, s.B, s.Tn,
                           s.C, s.NH, nullptr);
     ref::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), att_ref.data(), key, 3, s.B, s.Tn, s.C, s.NH);
     CHECK(rel_error(to_floats(on_host(dqkv)), dqkv_ref) <= tolerance<T>());

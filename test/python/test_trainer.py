@@ -127,3 +127,23 @@ def test_bad_options_give_one_line_and_a_nonzero_exit(tmp_path):
                            (["-m", "xl"], "python dev/download_model.py xl"), (["-r", "huge", "--plan", "-m", "xl"], "unknown")]:
         r = subprocess.run([TRAINER, *args], capture_output=True, text=True)
         assert r.returncode != 0 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_sigma_from_a_file_stays_fixed_and_random_windows_train(setup, tmp_path):
+    """The 2024 way: sigma read from a file (here another run's summary format) and frozen by momentum 1, batches
+    drawn as random windows; every logged sigma equals the file's, and the run removes every path."""
+    sigma = {f"blocks.{l}.{ln}": 0.5 + l + (2 if ln == "ln_2" else 0) for l in range(2) for ln in ("ln_1", "ln_2")}
+    sigma["ln_f"] = 3.25
+    (tmp_path / "sigma.json").write_text(json.dumps({"sigma": sigma}))
+    recipe = dict(RECIPE, sigma_file="sigma.json", momentum=1.0, sampling="random_windows", steps=10)
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    args = trainer_args(setup, tmp_path / "out")
+    args[args.index("-r") + 1] = str(tmp_path / "recipe.json")
+    subprocess.run(args, check=True, capture_output=True, text=True)
+    expected = [sigma[f"blocks.{l}.ln_1"] for l in range(2)] + [sigma[f"blocks.{l}.ln_2"] for l in range(2)] + [3.25]
+    with open(tmp_path / "out" / "log.jsonl") as f:
+        steps = [json.loads(line) for line in f if '"loss"' in line]
+    assert len(steps) == 10 and all(s["sigma"] == expected for s in steps)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["sigma"] == sigma and summary["real_ln_paths_remaining"] == 0
+    assert summary["recipe"]["sampling"] == "random_windows" and summary["recipe"]["sigma_file"].endswith("sigma.json")

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Every check that needs a GPU, in one script sized for a short lease (about 6 minutes on an H100):
+#   1. the kernel tests and the trainer's step against the CPU reference (build/test_kernels_gpu)
+#   2. the default run on the bundled tiny model, LayerNorm removed and kept (GPU build, bf16)
+#   3. the trainer's speed at GPT-2 small and XL shapes (random weights, the recipe's micro-batch), and the PyTorch
+#      baseline at small (dev/bench_pytorch.py)
+#   4. the kernel lab (dev/cuda) at XL's shape
+#   5. the kernel tests again under compute-sanitizer (memcheck)
+# Build first, on any machine with nvcc: `make train test-gpu-build cuda-lab`. Usage: bash dev/gpu_check.sh [OUT]
+# Logs go to OUT (default out_gpu_check/); the last lines printed are a table of what passed and the speeds.
+set -u
+cd "$(dirname "$0")/.."
+out=${1:-out_gpu_check}
+mkdir -p "$out"
+python=${PYTHON:-python3}
+results=()
+
+# run NAME SECONDS CMD...: log to OUT/NAME.log, keep its status for the table
+run() {
+    local name=$1 limit=$2
+    shift 2
+    echo "=== $name: $*"
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    local rc=$?
+    tail -n 4 "$out/$name.log"
+    results+=("$(printf '%-22s rc %-3d %4d s' "$name" "$rc" $((SECONDS - t0)))")
+    return $rc
+}
+
+# median tokens/s of a trainer log's steps after the first three (warm-up)
+median_tps() {
+    "$python" - "$1" <<'EOF'
+import json, sys
+tps = [j["tokens_per_second"] for j in map(json.loads, open(sys.argv[1])) if "loss" in j][3:]
+tps.sort()
+print(f"{tps[len(tps) // 2]:.0f}" if tps else "n/a")
+EOF
+}
+
+for f in train_gpt2_lnfree build/test_kernels_gpu; do
+    [ -x "$f" ] || { echo "gpu_check.sh: $f is not built; run: make train test-gpu-build cuda-lab" >&2; exit 2; }
+done
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+
+# 1. correctness on the GPU
+run test_kernels_gpu 150 build/test_kernels_gpu
+
+# 2. the bundled tiny model
+run tiny_lnfree 90 ./train_gpt2_lnfree -o "$out/tiny_lnfree"
+run tiny_vanilla 90 ./train_gpt2_lnfree --recipe vanilla -o "$out/tiny_vanilla"
+
+# 3. speed at real shapes: random weights of GPT-2's shape and the size's recipe (its first removal event comes later
+#    than these 12 steps, so LayerNorm is still real: the fixed path costs the same, see the layernorm lab)
+speed() {  # speed NAME L C NH MICRO_BATCH
+    local dir="$out/shape_$1"
+    mkdir -p "$dir"
+    printf '{"model_type": "gpt2", "n_layer": %d, "n_embd": %d, "n_head": %d, "vocab_size": 50257, "n_positions": 1024}\n' \
+        "$2" "$3" "$4" >"$dir/config.json"
+    printf '{"random_init": true, "steps": 12, "micro_batch": %d, "grad_accum": 1}\n' "$5" >"$dir/recipe.json"
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$dir/memory_mib.txt" &
+    local sampler=$!
+    run "speed_$1" 240 ./train_gpt2_lnfree -m "$dir" -r "$dir/recipe.json" --train "data/tiny/tiny_train_*.bin" \
+        --val "data/tiny/tiny_val_*.bin" --eval-interval 0 --eval-batches 1 --no-save -o "$dir/run"
+    kill $sampler
+    results+=("$(printf '  lnfree %-6s B=%-3d T=1024: %s tokens/s (median step), peak GPU memory %s MiB' "$1" "$5" \
+        "$(median_tps "$dir/run/log.jsonl")" "$(sort -n "$dir/memory_mib.txt" | tail -n 1)")")
+}
+speed small 12 768 12 32
+# the authors' eager attention does not fit micro-batch 32 in 80 GB; PyTorch's fused attention does
+run pytorch_small_eager 120 "$python" dev/bench_pytorch.py --size small --batch 16 --attn eager
+results+=("  $(tail -n 1 "$out/pytorch_small_eager.log" | cut -c1-220)")
+run pytorch_small_sdpa 120 "$python" dev/bench_pytorch.py --size small --batch 32 --attn sdpa
+results+=("  $(tail -n 1 "$out/pytorch_small_sdpa.log" | cut -c1-220)")
+speed xl 48 1600 25 18
+
+# 4. the kernel lab
+lab='fail=0; for p in layernorm attention classifier encoder elementwise aux_loss adamw matmul; do
+    echo; build/cuda_lab/$p || fail=1; done; exit $fail'
+[ -x build/cuda_lab/matmul ] && run kernel_lab 200 bash -c "$lab"
+
+# 5. the kernel tests under compute-sanitizer's memcheck: out-of-bounds and misaligned accesses on the GPU
+command -v compute-sanitizer >/dev/null &&
+    run memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 3 build/test_kernels_gpu "[attention],[layernorm],[classifier],[encoder]"
+
+echo
+echo "=== gpu_check summary ($(cat "$out/gpu.txt"))"
+printf '%s\n' "${results[@]}"
