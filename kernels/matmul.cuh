@@ -8,6 +8,7 @@
 // FLOPs of one product: 2 N IC OC; GPT-2 XL's micro-batch of 18*1024 tokens runs 6 * 1.56e9 * 18432 = 1.7e14 per
 // forward + backward, about 0.17 s at an H100's ~990 TFLOP/s dense bf16 peak.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "kernels/common.cuh"
@@ -108,6 +109,18 @@ class MatmulContext {
         check_cublas(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
         size_t ws = kWorkspace;
         check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)), "workspace");
+        // cuBLASLt assumes 256-byte aligned matrices unless told: the attention's heads are column slices (hd * 2
+        // bytes apart) and a batch's matrices sit `stride` elements apart, so give each operand its real alignment
+        const auto alignment = [](const void* p, long long stride_bytes) {
+            const uintptr_t bits = (uintptr_t)p | (uintptr_t)stride_bytes | 256u;
+            return (uint32_t)(bits & (~bits + 1));  // the lowest set bit: the largest power of two dividing all
+        };
+        const uint32_t align_a = alignment(A, stride_a * (long long)sizeof(TA)), align_b = alignment(B, stride_b * (long long)sizeof(TA)),
+                       align_d = alignment(D, stride_d * (long long)sizeof(TD));
+        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)), "align A");
+        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)), "align B");
+        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)), "align C");
+        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)), "align D");
         cublasLtMatmulHeuristicResult_t heuristic;
         int found = 0;
         check_cublas(cublasLtMatmulAlgoGetHeuristic(handle_, desc, la, lb, ld, ld, pref, 1, &heuristic, &found), "heuristic");
