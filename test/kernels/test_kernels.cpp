@@ -56,7 +56,7 @@ TEMPLATE_TEST_CASE("layernorm kernels match the reference in both modes", "[kern
     CHECK(rel_error(on_host(db), db_ref) <= 1e-5);
 }
 
-TEMPLATE_TEST_CASE("flash attention forward and backward with dropout match the reference", "[kernels][attention]", float,
+TEMPLATE_TEST_CASE("attention forward and backward with dropout match the reference", "[kernels][attention]", float,
                    bf16) {
     using T = TestType;
     const std::string order = use_schedule(GENERATE(0, 1, 2));
