@@ -5,6 +5,7 @@
 // back into every process's compute copy. SingleProcess is the identity; the NCCL group over MPI implements the
 // same interface for multi-GPU runs.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 
 #include "kernels/common.cuh"
