@@ -2,8 +2,8 @@
 // each of them: the gradients (mean over processes before the optimizer step), the step's losses and the
 // evaluation sums, and the sigma statistic of every LayerNorm call (mean, so every process updates the same EMA
 // and freezes the same sigma). Each process updates its shard of the optimizer state and the shards are gathered
-// back into every process's compute copy. SingleProcess is the identity; the NCCL group over MPI implements the
-// same interface for multi-GPU runs.
+// back into every process's compute copy. SingleProcess is the identity, and the only group so far; multi-GPU runs
+// add an NCCL group over MPI behind the same interface.
 #pragma once
 #include <algorithm>
 #include <cstddef>
