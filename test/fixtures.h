@@ -78,4 +78,12 @@ inline SigmaEstimator estimator_from_config(const nlohmann::json& j) {
     return e;
 }
 
+// Whether element e of the qkv bias (3C per layer) is a key bias. Key biases get an identically zero gradient (a
+// constant added to every score of a softmax row changes nothing), so Adam moves them by rounding noise alone,
+// amplified up to lr per step when |g| ~ eps: trajectories compare them in absolute terms, not relatively.
+inline bool is_key_bias(size_t e, int C) {
+    const size_t column = e % (3 * (size_t)C);
+    return column >= (size_t)C && column < 2 * (size_t)C;
+}
+
 }  // namespace lnfree::test
