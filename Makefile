@@ -14,6 +14,11 @@ CXXFLAGS += -std=c++20 -Wall -Wextra -fopenmp -pthread -I. -MMD -MP -DLNFREE_SOU
 EMU_FLAGS := -I$(CUDA_INCLUDE) -Wno-unknown-pragmas -fno-strict-aliasing -mfma -ffp-contract=fast
 LDLIBS := -lopenblas
 BUILD := build
+# OpenMPI (dev/setup.sh installs it): the trainers' processes of a data-parallel run; NCCL comes with the CUDA toolkit
+MPI_CFLAGS = $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS = $(shell mpicc --showme:link 2>/dev/null)
+# mpirun for the multi-process tests: as root (CI) OpenMPI needs its consent; 3 processes on 2 cores oversubscribe
+MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 mpirun
 
 LIB_SRC := $(wildcard lnfree/*.cpp)
 TEST_SRC := $(wildcard test/*.cpp)
@@ -24,21 +29,26 @@ ASAN_OBJ := $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/asan/%.o) $(BUILD)/asan/test/main.o
 GPU_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
 
 .PHONY: all run test setup fixtures clean test-gpu test-gpu-build cuda-lab train cpu
-all: $(BUILD)/test_lnfree $(BUILD)/test_kernels_asan $(BUILD)/lnfree_tool train_gpt2_lnfree_cpu
+all: $(BUILD)/test_lnfree $(BUILD)/test_kernels_asan $(BUILD)/test_mpi_group $(BUILD)/lnfree_tool train_gpt2_lnfree_cpu
 
 # the trainer: `make train` for the GPU (nvcc), `make cpu` for the CPU (g++ through the host emulation; float32)
 train: train_gpt2_lnfree
 cpu: train_gpt2_lnfree_cpu
 
 train_gpt2_lnfree: train_gpt2_lnfree.cu $(LIB_OBJ) $(wildcard kernels/*.cuh lnfree/*.h lnfree/*.cuh)
-	$(NVCC) -std=c++20 -O3 -I. $(GPU_ARCH) -o $@ train_gpt2_lnfree.cu $(LIB_OBJ) -lcublasLt -Xcompiler -fopenmp
+	$(NVCC) -std=c++20 -O3 -I. $(MPI_CFLAGS) $(GPU_ARCH) -o $@ train_gpt2_lnfree.cu $(LIB_OBJ) -lcublasLt -lnccl $(MPI_LIBS) -Xcompiler -fopenmp
 
 $(BUILD)/train_gpt2_lnfree_cpu.o: train_gpt2_lnfree.cu
 	@mkdir -p $(BUILD)
-	$(CXX) $(CXXFLAGS) $(EMU_FLAGS) -DLNFREE_FLOAT32 -x c++ -c -o $@ $<
+	$(CXX) $(CXXFLAGS) $(EMU_FLAGS) $(MPI_CFLAGS) -DLNFREE_FLOAT32 -x c++ -c -o $@ $<
 
 train_gpt2_lnfree_cpu: $(BUILD)/train_gpt2_lnfree_cpu.o $(LIB_OBJ)
-	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
+
+# the MPI process group's collectives, run under mpirun by `make test`
+$(BUILD)/test/mpi/%.o: CXXFLAGS += $(EMU_FLAGS) $(MPI_CFLAGS)
+$(BUILD)/test_mpi_group: $(BUILD)/test/mpi/test_mpi_group.o $(LIB_OBJ)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
 
 setup:
 	@bash dev/setup.sh --python
@@ -54,6 +64,7 @@ test: setup
 	@$(MAKE) --no-print-directory -j2 all
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_lnfree
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_kernels_asan
+	$(MPIRUN) -np 3 ./$(BUILD)/test_mpi_group
 	.venv/bin/python -m pytest -q test/python
 	.venv/bin/python dev/pytorch_twin.py --out $(BUILD)/fixtures --check test/fixtures
 	bash dev/check_kernels.sh
@@ -104,4 +115,5 @@ fixtures: setup
 clean:
 	rm -rf $(BUILD)
 
--include $(TEST_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/dev/lnfree_tool.d $(BUILD)/train_gpt2_lnfree_cpu.d
+-include $(TEST_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/dev/lnfree_tool.d $(BUILD)/train_gpt2_lnfree_cpu.d \
+	$(BUILD)/test/mpi/test_mpi_group.d

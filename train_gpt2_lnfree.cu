@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,15 @@
 #include "lnfree/export.h"
 #include "lnfree/file_io.h"
 #include "lnfree/gpt2_device.cuh"
+#include "lnfree/train_step.cuh"
 #include "lnfree/memory_plan.h"
+#include "lnfree/mpi_group.h"
 #include "lnfree/recipe.h"
 #include "lnfree/safetensors.h"
+#include "lnfree/train_checkpoint.cuh"
+#if defined(__CUDACC__)
+#include "lnfree/nccl_group.cuh"
+#endif
 
 using namespace lnfree;
 namespace fs = std::filesystem;
@@ -40,10 +47,11 @@ struct Options {
     std::string resume;
     bool plan_only = false, no_save = false;
     double gpu_memory_gb = 80.0;
+    int gpus = 0;  // the plan's process count; 0: this launch's
 };
 
-Options parse_options(int argc, char** argv) {
-    Options o;
+// Parsed before MPI starts, so --help and a bad option end the process plainly. Returns false with `exit_code`.
+bool parse_options(int argc, char** argv, Options& o, int& exit_code) {
     CLI::App app{"train_gpt2_lnfree: remove every LayerNorm of a GPT-2 by fine-tuning (doc/ for the method)"};
     app.add_option("-m,--model", o.model, "tiny | small | medium | large | xl | a Hugging Face directory | an llm.c .bin")
         ->capture_default_str();
@@ -66,16 +74,20 @@ Options parse_options(int argc, char** argv) {
     app.add_flag("--plan", o.plan_only, "print the plan (model, recipe, memory) and exit");
     app.add_flag("--no-save", o.no_save, "write no checkpoint and no export, only log.jsonl and summary.json (benchmarks)");
     app.add_option("--gpu-memory-gb", o.gpu_memory_gb, "device memory the plan fits into")->capture_default_str();
+    app.add_option("--gpus", o.gpus, "processes (GPUs) the plan is for (default: this launch's; mpirun -np N runs N)")
+        ->check(CLI::Range(1, 4096));
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
         std::fputs(app.help().c_str(), stdout);
-        std::exit(0);
+        exit_code = 0;
+        return false;
     } catch (const CLI::ParseError& e) {
         std::fprintf(stderr, "train_gpt2_lnfree: %s (see --help)\n", e.what());
-        std::exit(2);
+        exit_code = 2;
+        return false;
     }
-    return o;
+    return true;
 }
 
 // ---- what a model name means -------------------------------------------------------------------------------------
@@ -117,6 +129,19 @@ GPT2Config known_shape(const std::string& name) {
     return {};
 }
 
+// "" when each of `processes` runs a whole number of the recipe's micro-batches, else the error line.
+std::string split_error(const Recipe& r, int processes) {
+    if (r.grad_accum % processes == 0) return "";
+    const int total = r.micro_batch * r.grad_accum;
+    std::string fits;
+    for (int b = r.micro_batch; b >= 1 && fits.size() < 24; b--)
+        if (total % (b * processes) == 0) fits += (fits.empty() ? "" : ", ") + std::to_string(b);
+    const std::string head = "--total-batch " + std::to_string(total) + " is not a multiple of --micro-batch " +
+                             std::to_string(r.micro_batch) + " x " + std::to_string(processes) + " processes; ";
+    if (fits.empty()) return head + "use a --total-batch that is a multiple of " + std::to_string(processes);
+    return head + "micro-batches that divide it: " + fits;
+}
+
 Recipe resolve_recipe(const Options& o, int L) {
     Recipe r;
     static const std::vector<std::string> sizes = {"small", "medium", "large", "xl"};
@@ -145,9 +170,9 @@ Recipe resolve_recipe(const Options& o, int L) {
     return r;
 }
 
-void print_plan(const GPT2Config& c, const Recipe& r, const Options& o) {
-    const MemoryPlan m = memory_plan(c, r.seq_len, 2);  // the GPU build: bf16 activations and weight copy
+void print_plan(const GPT2Config& c, const Recipe& r, const Options& o, int processes) {
     const double gb = 1e9;
+    const size_t memory = (size_t)(o.gpu_memory_gb * gb);
     std::printf("model      %s: L=%d C=%d NH=%d V=%d (padded %d) context %d\n", o.model.c_str(), c.L, c.C, c.NH, c.V, c.Vp, c.maxT);
     std::printf("recipe     %s: %d steps, %d x %d sequences of %d tokens, lr %.3g -> %.3g (warmup %d, schedule %d), "
                 "w_aux %.3g, momentum %.4g, dropout %.2g\n", r.name.c_str(), r.steps, r.micro_batch, r.grad_accum,
@@ -156,104 +181,40 @@ void print_plan(const GPT2Config& c, const Recipe& r, const Options& o) {
         std::printf("removal    %-5s from step %d%s\n", path_kind_name(e.kind), e.start,
                     e.kind == PathKind::LNF ? "" : (", every " + std::to_string(e.gap) + " steps per layer").c_str());
     if (r.events.empty()) std::printf("removal    none: LayerNorm is kept\n");
-    std::printf("memory     (GPU, bf16) parameters %.2f GB, gradients %.2f GB, optimizer %.2f GB, activations %.2f GB/sequence\n",
-                m.parameters / gb, m.gradients / gb, m.optimizer / gb, m.activations_per_sequence / gb);
-    std::printf("memory     (GPU, bf16) micro-batch %d needs %.2f GB; at most %d fit in %.0f GB\n", r.micro_batch,
-                m.total(r.micro_batch) / gb, m.max_micro_batch((size_t)(o.gpu_memory_gb * gb)), o.gpu_memory_gb);
-}
-
-// ---- checkpoints: everything needed to continue bit-exactly, written atomically ------------------------------
-
-struct RunState {
-    int step = 0;  // completed optimizer steps
-    LayerNormPaths paths;
-    double val_loss_initial = NAN;
-};
-
-template <typename T>
-void save_checkpoint(const std::string& out, DeviceGPT2<T>& model, const RunState& run, int keep) {
-    const std::string dir = out + "/checkpoint_" + std::to_string(run.step), tmp = dir + ".tmp";
-    fs::remove_all(tmp);
-    make_directories(tmp);
-    std::vector<float> master = model.master.to_host(), m = model.m.to_host(), v = model.v.to_host();
-    std::vector<T> copy = model.params.to_host();
-    const size_t n = model.num_params;
-    write_safetensors(tmp + "/state.safetensors",
-                      {f32_view("master", {n}, master.data()), f32_view("m", {n}, m.data()), f32_view("v", {n}, v.data()),
-                       SafetensorsView{"compute_copy", sizeof(T) == 4 ? "F32" : "BF16", {n}, copy.data(), n * sizeof(T)}});
-    const SigmaState sigma = model.get_sigma();
-    nlohmann::json paths = {{"ln2", run.paths.ln2_fixed}, {"ln1qk", run.paths.ln1qk_fixed},
-                            {"ln1v", run.paths.ln1v_fixed}, {"lnf", run.paths.lnf_fixed}};
-    nlohmann::json meta = {{"step", run.step}, {"adam_t", model.adam_t}, {"sigma_ema", sigma.ema},
-                           {"sigma", sigma.sigma}, {"fixed", paths}, {"val_loss_initial", run.val_loss_initial}};
-    write_text_file(tmp + "/state.json", meta.dump(2));
-    write_llmc_model(tmp + "/model.bin", model.master_to_host());
-    fs::remove_all(dir);
-    fs::rename(tmp, dir);
-    std::vector<int> steps;  // keep the newest `keep`
-    for (auto& e : fs::directory_iterator(out)) {
-        const std::string name = e.path().filename();
-        if (name.rfind("checkpoint_", 0) == 0 && name.find('.') == std::string::npos) steps.push_back(std::stoi(name.substr(11)));
+    const std::string split = split_error(r, processes);
+    if (split.empty())
+        std::printf("processes  %d, each running %d of the %d micro-batches of a step\n", processes, r.grad_accum / processes,
+                    r.grad_accum);
+    else
+        std::printf("processes  %d: %s\n", processes, split.c_str());
+    const MemoryPlan m = memory_plan(c, r.seq_len, 2, processes);  // the GPU build: bf16 activations and weight copy
+    std::printf("memory     (per GPU, bf16, %d GPU%s) parameters %.2f GB, gradients %.2f GB, optimizer %.2f GB, "
+                "activations %.2f GB/sequence\n", processes, processes > 1 ? "s" : "", m.parameters / gb, m.gradients / gb,
+                m.optimizer / gb, m.activations_per_sequence / gb);
+    std::printf("memory     (per GPU, bf16) micro-batch %d needs %.2f GB; at most %d fit in %.0f GB\n", r.micro_batch,
+                m.total(r.micro_batch) / gb, m.max_micro_batch(memory), o.gpu_memory_gb);
+    std::printf("memory     GPUs  per GPU at micro-batch %d  largest micro-batch in %.0f GB (ZeRO-1: master weights and "
+                "moments sharded)\n", r.micro_batch, o.gpu_memory_gb);
+    for (int gpus : {1, 2, 4, 8}) {
+        const MemoryPlan g = memory_plan(c, r.seq_len, 2, gpus);
+        std::printf("memory     %4d  %8.2f GB  %8d\n", gpus, g.total(r.micro_batch) / gb, g.max_micro_batch(memory));
     }
-    std::sort(steps.begin(), steps.end());
-    for (size_t i = 0; i + keep < steps.size(); i++) fs::remove_all(out + "/checkpoint_" + std::to_string(steps[i]));
-}
-
-template <typename T>
-void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run) {
-    const nlohmann::json meta = nlohmann::json::parse(read_text_file(dir + "/state.json"), nullptr, false);
-    if (meta.is_discarded()) throw Error(dir + "/state.json: not valid JSON; the checkpoint is damaged");
-    SafetensorsFile f(dir + "/state.safetensors");
-    auto put = [&](device::Buffer<float>& b, const char* name) {
-        std::vector<float> v = f.floats(name);
-        if (v.size() != model.num_params) throw Error(dir + ": the checkpoint is for another model size");
-        device::to_device(b.data(), v.data(), v.size() * sizeof(float));
-    };
-    put(model.master, "master");
-    put(model.m, "m");
-    put(model.v, "v");
-    const SafetensorsTensor& t = f.info("compute_copy");
-    if (t.end - t.begin != model.num_params * sizeof(T)) throw Error(dir + ": the checkpoint's precision differs from this build");
-    std::vector<float> copy = f.floats("compute_copy");
-    std::vector<T> typed(copy.size());
-    for (size_t i = 0; i < copy.size(); i++) typed[i] = kernels::from_float<T>(copy[i]);
-    device::to_device(model.params.data(), typed.data(), typed.size() * sizeof(T));
-    SigmaState s(model.cfg.L);
-    s.ema = meta.at("sigma_ema").get<std::vector<double>>();
-    s.sigma = meta.at("sigma").get<std::vector<double>>();
-    model.set_sigma(s);
-    model.adam_t = meta.at("adam_t");
-    run.step = meta.at("step");
-    run.paths.ln2_fixed = meta.at("fixed").at("ln2").get<std::vector<bool>>();
-    run.paths.ln1qk_fixed = meta.at("fixed").at("ln1qk").get<std::vector<bool>>();
-    run.paths.ln1v_fixed = meta.at("fixed").at("ln1v").get<std::vector<bool>>();
-    run.paths.lnf_fixed = meta.at("fixed").at("lnf");
-    run.val_loss_initial = meta.value("val_loss_initial", NAN);
-}
-
-std::string latest_checkpoint(const std::string& out) {
-    int best = -1;
-    if (fs::exists(out))
-        for (auto& e : fs::directory_iterator(out)) {
-            const std::string name = e.path().filename();
-            if (name.rfind("checkpoint_", 0) == 0 && name.find('.') == std::string::npos) best = std::max(best, std::stoi(name.substr(11)));
-        }
-    if (best < 0) throw Error(out + ": no checkpoint to resume from");
-    return out + "/checkpoint_" + std::to_string(best);
 }
 
 // ---- evaluation: mean cross-entropy over every target of consecutive T-token windows (EOT included) ---------
+// Process p evaluates batches p, p + P, ...; each batch's sum is gathered and the sums added in batch order, so the
+// result does not depend on P.
 
 template <typename T>
 double evaluate(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm, const LayerNormPaths& paths,
                 const TokenChunks& val, int B, int max_batches, int eot, ProcessGroup& group) {
-    const int Tn = acts.Tn;
+    const int Tn = acts.Tn, P = group.size();
     std::vector<int> idx((size_t)B * Tn), targets((size_t)B * Tn);
-    double sum = 0.0;
-    long count = 0;
     const size_t batches = std::min<size_t>(val.size() / B, max_batches < 0 ? SIZE_MAX : (size_t)max_batches);
     if (batches == 0) throw Error("validation data: fewer than one batch of " + std::to_string(B) + " sequences");
-    for (size_t k = group.rank(); k < batches; k += group.size()) {  // each process its share of the batches
+    const size_t slots = (batches + P - 1) / P;
+    std::vector<double> own(2 * slots, 0.0);  // (sum, count) of this process's batches
+    for (size_t k = group.rank(); k < batches; k += P) {
         for (int b = 0; b < B; b++) val.read(k * B + b, idx.data() + (size_t)b * Tn, targets.data() + (size_t)b * Tn);
         DeviceMicroBatch mb;
         mb.eot = eot;
@@ -261,24 +222,46 @@ double evaluate(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::Matmu
         mb.backward = false;
         gpt2_device_step(model, acts, mm, paths, idx.data(), targets.data(), mb, nullptr);
         const std::vector<float> losses = acts.losses.to_host();
+        double* slot = own.data() + 2 * (k / P);
         for (size_t i = 0; i < losses.size(); i++)
-            if (targets[i] >= 0) { sum += losses[i]; count++; }
+            if (targets[i] >= 0) { slot[0] += losses[i]; slot[1] += 1.0; }
     }
-    double totals[2] = {sum, (double)count};
-    group.all_reduce_sum(totals, 2);
-    return totals[0] / totals[1];
+    std::vector<double> all(own.size() * P);  // batch k at rank k % P, slot k / P
+    group.all_gather_host(own.data(), own.size(), all.data());
+    double sum = 0.0, count = 0.0;
+    for (size_t k = 0; k < batches; k++) {
+        const double* slot = all.data() + (k % P) * own.size() + 2 * (k / P);
+        sum += slot[0];
+        count += slot[1];
+    }
+    return sum / count;
 }
+
+// What rank 0 alone prints: console lines of a data-parallel run come from one process.
+struct Console {
+    bool on;
+    template <typename... Args>
+    void line(const char* format, Args... args) const {
+        if (on) std::printf(format, args...);
+    }
+};
 
 // ---- the run ------------------------------------------------------------------------------------------------
 
-int run(const Options& o) {
+int run(const Options& o, ProcessGroup& group) {
     using clock = std::chrono::steady_clock;
     const auto started = clock::now();
+    const Console out{group.rank() == 0};
+    const int P = group.size();
 
     // 1. model and recipe (the plan needs only their shapes)
     const GPT2Config shape = known_shape(o.model);
+    const int plan_gpus = o.gpus > 0 ? o.gpus : P;
+    if (!o.plan_only && o.gpus > 0 && o.gpus != P)
+        throw Error("--gpus " + std::to_string(o.gpus) + " sizes --plan; this launch has " + std::to_string(P) +
+                    " processes (mpirun -np " + std::to_string(o.gpus) + " runs " + std::to_string(o.gpus) + ")");
     if (o.plan_only && shape.L > 0) {
-        print_plan(shape, resolve_recipe(o, shape.L), o);
+        if (out.on) print_plan(shape, resolve_recipe(o, shape.L), o, plan_gpus);
         return 0;
     }
     const ModelSource source = resolve_model(o);
@@ -288,24 +271,27 @@ int run(const Options& o) {
     if (recipe.random_init) host = init_gpt2(host.config, o.seed);  // pretraining needs only the config
     else if (hf_dir) host = load_hf_checkpoint(source.path);
     const GPT2Config c = host.config;
-    print_plan(c, recipe, o);
+    if (out.on) print_plan(c, recipe, o, o.plan_only ? plan_gpus : P);
     if (o.plan_only) return 0;
+    if (const std::string split = split_error(recipe, P); !split.empty()) throw Error(split);
     if (recipe.seq_len > c.maxT) throw Error("--seq-len " + std::to_string(recipe.seq_len) + " exceeds the model's context " + std::to_string(c.maxT));
     const int eot = c.V - 1;
 
-    // 2. data
+    // 2. data: every process opens the same shards and reads its own micro-batches of each step
     const TokenChunks train(source.train, recipe.seq_len, c.V), val(source.val, recipe.seq_len, c.V);
-    SingleProcess group;  // one GPU; multi-GPU runs give each process its rank in an NCCL group
-    TrainBatches batches(train, o.seed, group.rank(), group.size(), recipe.sampling == Recipe::Sampling::random_windows);
-    std::printf("data       train %zu sequences (%s), val %zu sequences (%s)\n", train.size(), source.train.c_str(),
-                val.size(), source.val.c_str());
+    TrainBatches batches(train, o.seed, recipe.sampling == Recipe::Sampling::random_windows);
+    out.line("data       train %zu sequences (%s), val %zu sequences (%s)\n", train.size(), source.train.c_str(), val.size(),
+             source.val.c_str());
 
-    // 3. the device model; sigma read from the recipe's sigma_file, or seeded with the model's own statistics on the
-    //    first batch
-    make_directories(o.out);
-    DeviceGPT2<floatX> model(host);
-    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len);
+    // 3. the device model, its optimizer state sharded over the processes; sigma read from the recipe's sigma_file,
+    //    or seeded with the model's own statistics on the first batch (global micro-batch 0, on every process)
+    if (out.on) make_directories(o.out);
+    DeviceGPT2<floatX> model(host, group.rank(), P);
+    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len, P);
     kernels::MatmulContext mm;
+    out.line("memory     this process: %.1f MB of device buffers; optimizer state %zu bytes (master weights and moments "
+             "of parameters %zu..%zu of %zu)\n", device::buffer_bytes() / 1e6, model.optimizer_state_bytes(),
+             model.shard.first, std::min(model.shard.last, model.num_params), model.num_params);
     const int N = recipe.micro_batch * recipe.seq_len;
     std::vector<int> idx(N), targets(N);
     RunState state;
@@ -313,10 +299,10 @@ int run(const Options& o) {
     if (!o.resume.empty()) {
         const std::string dir = o.resume == "latest" ? latest_checkpoint(o.out) : o.resume;
         load_checkpoint(dir, model, state);
-        std::printf("resumed    %s at step %d\n", dir.c_str(), state.step);
+        out.line("resumed    %s at step %d\n", dir.c_str(), state.step);
     } else if (!recipe.sigma_file.empty()) {
         model.set_sigma(read_sigma_file(recipe.sigma_file, c.L));
-        std::printf("sigma      from %s\n", recipe.sigma_file.c_str());
+        out.line("sigma      from %s\n", recipe.sigma_file.c_str());
     } else {
         SigmaEstimator measure{0.0, 0.0, 0.0, 2};
         batches.fill(0, 0, recipe.grad_accum, recipe.micro_batch, idx.data(), targets.data());
@@ -324,19 +310,21 @@ int run(const Options& o) {
         mb.eot = eot;
         mb.backward = false;
         mb.estimator = &measure;
-        mb.group = &group;
         gpt2_device_step(model, acts, mm, state.paths, idx.data(), targets.data(), mb, nullptr);
     }
 
-    // 4. evaluate, train, evaluate
-    std::ofstream log(o.out + "/log.jsonl", std::ios::app);
-    auto log_line = [&](const nlohmann::json& j) { log << j.dump() << "\n"; log.flush(); };
+    // 4. evaluate, train, evaluate; rank 0 writes the log
+    std::ofstream log;
+    if (out.on) log.open(o.out + "/log.jsonl", std::ios::app);
+    auto log_line = [&](const nlohmann::json& j) {
+        if (out.on) { log << j.dump() << "\n"; log.flush(); }
+    };
     if (std::isnan(state.val_loss_initial)) {
         state.val_loss_initial = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
         log_line({{"step", state.step}, {"val_loss", state.val_loss_initial}});
     }
-    std::printf("eval       step %d val loss %.4f\n", state.step, state.val_loss_initial);
-    const long tokens_per_step = (long)recipe.micro_batch * recipe.grad_accum * recipe.seq_len;
+    out.line("eval       step %d val loss %.4f\n", state.step, state.val_loss_initial);
+    const long tokens_per_step = (long)recipe.micro_batch * recipe.grad_accum * recipe.seq_len;  // all processes
     double val_loss = state.val_loss_initial;
     const int first_step = state.step;
     const auto train_started = clock::now();
@@ -348,44 +336,48 @@ int run(const Options& o) {
         const TrainStepResult r = gpt2_device_train_step(model, acts, mm, state.paths, recipe, o.seed, eot, step, next_batch,
                                                          group, nullptr);
         const std::vector<std::string>& switched = r.switched;
-        const double ce = r.ce, aux = r.aux, lr = r.lr;
         state.step = step + 1;
         const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
         const double elapsed = std::chrono::duration<double>(clock::now() - train_started).count();
         const double left = elapsed / (state.step - first_step) * (recipe.steps - state.step);
         const SigmaState sigma = model.get_sigma();
-        log_line({{"step", step}, {"loss", ce}, {"aux_loss", aux}, {"lr", lr}, {"grad_norm", r.grad_norm},
+        log_line({{"step", step}, {"loss", r.ce}, {"aux_loss", r.aux}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
                   {"tokens_per_second", tokens_per_step / seconds}, {"switched", switched}, {"sigma", sigma.sigma}});
         std::string marks;
-        for (const std::string& s : switched) marks += " " + s;
-        std::printf("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s  %.0fs left%s%s\n", step + 1,
-                    recipe.steps, ce, aux, lr, r.grad_norm, tokens_per_step / seconds, left,
-                    marks.empty() ? "" : "  | fixed:", marks.c_str());
+        for (const std::string& sw : switched) marks += " " + sw;
+        out.line("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s  %.0fs left%s%s\n", step + 1, recipe.steps,
+                 r.ce, r.aux, r.lr, r.grad_norm, tokens_per_step / seconds, left, marks.empty() ? "" : "  | fixed:",
+                 marks.c_str());
         if (o.eval_interval > 0 && state.step % o.eval_interval == 0 && state.step < recipe.steps) {
             val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
             log_line({{"step", state.step}, {"val_loss", val_loss}});
-            std::printf("eval       step %d val loss %.4f\n", state.step, val_loss);
+            out.line("eval       step %d val loss %.4f\n", state.step, val_loss);
         }
         if (!o.no_save && o.checkpoint_interval > 0 && state.step % o.checkpoint_interval == 0)
-            save_checkpoint(o.out, model, state, o.keep_checkpoints);
+            save_checkpoint(o.out, model, state, o.keep_checkpoints, group);
     }
     val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
     log_line({{"step", state.step}, {"val_loss", val_loss}});
-    std::printf("eval       step %d val loss %.4f\n", state.step, val_loss);
-    if (!o.no_save) save_checkpoint(o.out, model, state, o.keep_checkpoints);
+    out.line("eval       step %d val loss %.4f\n", state.step, val_loss);
+    if (!o.no_save) save_checkpoint(o.out, model, state, o.keep_checkpoints, group);
 
-    // 5. export and summary
+    // 5. export and summary (the master weights gathered from every process; rank 0 writes)
     const SigmaState sigma = model.get_sigma();
     const int remaining = state.paths.real_paths_remaining();
     if (o.no_save) {
-        std::printf("export     none (--no-save)\n");
-    } else if (remaining == 0) {
-        export_lnfree(o.out + "/export", model.master_to_host(), sigma.sigma, hf_dir ? source.path : "");
-        std::printf("export     %s/export/hf and %s/export/transformer_lens (LN-free)\n", o.out.c_str(), o.out.c_str());
+        out.line("export     none (--no-save)\n");
     } else {
-        export_hf_with_layernorm(o.out + "/export/hf", model.master_to_host(), hf_dir ? source.path : "");
-        std::printf("export     %s/export/hf (LayerNorm kept: %d real paths)\n", o.out.c_str(), remaining);
+        const ParameterSet<float> weights = master_to_host(model, group);
+        if (!out.on) return 0;
+        if (remaining == 0) {
+            export_lnfree(o.out + "/export", weights, sigma.sigma, hf_dir ? source.path : "");
+            out.line("export     %s/export/hf and %s/export/transformer_lens (LN-free)\n", o.out.c_str(), o.out.c_str());
+        } else {
+            export_hf_with_layernorm(o.out + "/export/hf", weights, hf_dir ? source.path : "");
+            out.line("export     %s/export/hf (LayerNorm kept: %d real paths)\n", o.out.c_str(), remaining);
+        }
     }
+    if (!out.on) return 0;
     const double wall = std::chrono::duration<double>(clock::now() - started).count();
     const double train_seconds = std::chrono::duration<double>(clock::now() - train_started).count();
     nlohmann::json sigma_by_site;
@@ -398,23 +390,41 @@ int run(const Options& o) {
         {"model", o.model}, {"recipe", recipe_to_json(recipe)}, {"steps", state.step},
         {"tokens", (long)state.step * tokens_per_step}, {"val_loss_initial", state.val_loss_initial},
         {"val_loss_final", val_loss}, {"real_ln_paths_remaining", remaining}, {"sigma", sigma_by_site},
-        {"wall_seconds", wall},
+        {"processes", P}, {"wall_seconds", wall},
         {"tokens_per_second", (state.step - first_step) * tokens_per_step / std::max(train_seconds, 1e-9)}};
     write_text_file(o.out + "/summary.json", summary.dump(2) + "\n");
-    std::printf("summary    %s/summary.json: val loss %.4f -> %.4f, %d real LayerNorm paths left, %.0f s\n",
-                o.out.c_str(), state.val_loss_initial, val_loss, remaining, wall);
+    out.line("summary    %s/summary.json: val loss %.4f -> %.4f, %d real LayerNorm paths left, %.0f s\n", o.out.c_str(),
+             state.val_loss_initial, val_loss, remaining, wall);
     return 0;
+}
+
+// The process group of this launch: one process without a launcher; under mpirun or srun NCCL on the GPU build
+// (also for -np 1) and MPI on host memory on the CPU build.
+std::unique_ptr<ProcessGroup> make_group(const MpiWorld& world) {
+#if defined(__CUDACC__)
+    if (MpiWorld::launched()) return std::make_unique<NcclGroup>(world);
+#else
+    if (world.size() > 1) return std::make_unique<MpiGroup>(world);
+#endif
+    return std::make_unique<SingleProcess>();
 }
 
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one progress line at a time, also into a pipe or a file
-    const Options o = parse_options(argc, argv);
+    Options o;
+    int exit_code = 0;
+    if (!parse_options(argc, argv, o, exit_code)) return exit_code;
+    MpiWorld world(&argc, &argv);
     try {
-        return run(o);
-    } catch (const Error& e) {
-        std::fprintf(stderr, "train_gpt2_lnfree: %s\n", e.what());
-        return 1;
+        std::unique_ptr<ProcessGroup> group = make_group(world);
+        return run(o, *group);
     } catch (const std::exception& e) {
+        // one line; in a data-parallel run it names the rank and ends every process, so none waits in a collective
+        if (world.size() > 1) {
+            std::fprintf(stderr, "train_gpt2_lnfree: rank %d of %d: %s\n", world.rank(), world.size(), e.what());
+            std::fflush(stderr);
+            world.abort(1);
+        }
         std::fprintf(stderr, "train_gpt2_lnfree: %s\n", e.what());
         return 1;
     }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Every check that needs a GPU, in one script sized for a short lease (about 6 minutes on an H100):
+# Every check that needs a GPU, in one script sized for a short lease (about 6 minutes on an H100). The GPU build
+# links OpenMPI and NCCL: the machine needs their runtime libraries (libopenmpi3; NCCL comes with the CUDA toolkit).
 #   1. the kernel tests and the trainer's step against the CPU reference (build/test_kernels_gpu)
-#   2. the default run on the bundled tiny model, LayerNorm removed and kept (GPU build, bf16)
+#   2. the default run on the bundled tiny model, LayerNorm removed and kept (GPU build, bf16), and the LN-free run
+#      again under `mpirun -np 1` (the NCCL process group) against the plain run's losses
 #   3. the trainer's speed at GPT-2 small and XL shapes (random weights, the recipe's micro-batch), and the PyTorch
 #      baseline at small (dev/bench_pytorch.py)
 #   4. the kernel lab (dev/cuda) at XL's shape
@@ -49,6 +51,13 @@ run test_kernels_gpu 150 build/test_kernels_gpu
 # 2. the bundled tiny model
 run tiny_lnfree 90 ./train_gpt2_lnfree -o "$out/tiny_lnfree"
 run tiny_vanilla 90 ./train_gpt2_lnfree --recipe vanilla -o "$out/tiny_vanilla"
+# one process in an NCCL group (the machine has one GPU: more than one GPU is not run here)
+if command -v mpirun >/dev/null; then
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 run tiny_nccl_np1 90 mpirun -np 1 ./train_gpt2_lnfree -o "$out/tiny_nccl"
+    results+=("  NCCL -np 1 against the plain run: $("$python" dev/compare_runs.py "$out/tiny_lnfree" "$out/tiny_nccl")")
+else
+    results+=("  NCCL -np 1: SKIPPED, mpirun missing (apt-get install openmpi-bin)")
+fi
 
 # 3. speed at real shapes: random weights of GPT-2's shape and the size's recipe (its first removal event comes later
 #    than these 12 steps, so LayerNorm is still real: the fixed path costs the same, see the layernorm lab)

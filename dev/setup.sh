@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ make catch2 nlohmann-json3-dev libcli11-dev libopenblas-dev clang-14 libclang-rt-14-dev python3-venv)
+packages=(g++ make catch2 nlohmann-json3-dev libcli11-dev libopenblas-dev libopenmpi-dev openmpi-bin clang-14 libclang-rt-14-dev
+          python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -35,6 +35,28 @@ inline void global_norm(float* norm, float* scratch, const float* g, size_t n, c
     launch_kernel(norm_from_partials_kernel, dim3(1), dim3(1), 0, stream, norm, (const float*)scratch, kNormBlocks);
 }
 
+// The same norm in two halves, for gradients sharded over processes: each process sums the squares of its shard
+// (in double, as global_norm does), the processes add their sums, and the norm is the root of the total. For one
+// process this is global_norm, bit for bit.
+static __global__ void sum_from_partials_kernel(double* sum, const float* partial, int count) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        double total = 0.0;
+        for (int i = 0; i < count; i++) total += partial[i];
+        *sum = total;
+    }
+}
+static __global__ void norm_from_sum_kernel(float* norm, const double* sum) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) *norm = (float)sqrt(*sum);
+}
+// sum = sum of g^2 over n; scratch: kNormBlocks floats
+inline void sum_squares(double* sum, float* scratch, const float* g, size_t n, cudaStream_t stream) {
+    launch_kernel(sum_squares_partial_kernel, dim3(kNormBlocks), dim3(512), 0, stream, scratch, g, n);
+    launch_kernel(sum_from_partials_kernel, dim3(1), dim3(1), 0, stream, sum, (const float*)scratch, kNormBlocks);
+}
+inline void norm_from_sum_squares(float* norm, const double* sum, cudaStream_t stream) {
+    launch_kernel(norm_from_sum_kernel, dim3(1), dim3(1), 0, stream, norm, sum);
+}
+
 struct AdamWStep {
     float lr, beta1, beta2, eps, weight_decay;  // weight_decay 0 for tensors outside the decay mask
     float clip;                                 // global-norm clip (torch's clip_grad_norm_)

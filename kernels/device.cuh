@@ -2,6 +2,7 @@
 // emulated build (where "device" memory is host memory and every launch has already finished when it returns).
 // The trainer and the kernel tests use only these, so the same source runs on a GPU and on the CPU.
 #pragma once
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -40,14 +41,24 @@ inline void zero(void* p, size_t bytes, cudaStream_t) { if (bytes) std::memset(p
 inline void synchronize(cudaStream_t) {}
 #endif
 
+// Bytes this process holds in live Buffers: the device memory it allocated itself (the trainer reports it; the
+// device is process-wide, and so is this count).
+inline std::atomic<size_t>& buffer_bytes() {
+    static std::atomic<size_t> bytes{0};
+    return bytes;
+}
+
 // An owning array in device memory.
 template <typename T>
 class Buffer {
    public:
     Buffer() = default;
-    explicit Buffer(size_t n) : n_(n), data_(static_cast<T*>(allocate(n * sizeof(T)))) {}
+    explicit Buffer(size_t n) : n_(n), data_(static_cast<T*>(allocate(n * sizeof(T)))) { buffer_bytes() += n * sizeof(T); }
     explicit Buffer(const std::vector<T>& host) : Buffer(host.size()) { to_device(data_, host.data(), n_ * sizeof(T)); }
-    ~Buffer() { release(data_); }
+    ~Buffer() {
+        release(data_);
+        buffer_bytes() -= n_ * sizeof(T);
+    }
     Buffer(Buffer&& o) noexcept : n_(o.n_), data_(o.data_) { o.n_ = 0; o.data_ = nullptr; }
     Buffer& operator=(Buffer&& o) noexcept { std::swap(n_, o.n_); std::swap(data_, o.data_); return *this; }
     Buffer(const Buffer&) = delete;

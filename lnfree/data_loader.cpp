@@ -50,8 +50,8 @@ void TokenChunks::read_window(uint64_t w, int* inputs, int* targets) const {
     }
 }
 
-TrainBatches::TrainBatches(const TokenChunks& data, uint64_t seed, int process, int processes, bool random_windows)
-    : data_(data), seed_(seed), process_(process), processes_(processes), random_windows_(random_windows) {
+TrainBatches::TrainBatches(const TokenChunks& data, uint64_t seed, bool random_windows)
+    : data_(data), seed_(seed), random_windows_(random_windows) {
     if (random_windows && data.windows() == 0) throw Error("training data: no shard holds a window of T + 1 tokens");
 }
 
@@ -80,7 +80,7 @@ size_t TrainBatches::chunk_of(uint64_t sequence) {
 
 void TrainBatches::fill(int step, int micro, int grad_accum, int B, int* idx, int* targets) {
     const int T = (int)(data_.tokens() / data_.size());
-    const uint64_t first = (((uint64_t)step * grad_accum + micro) * processes_ + process_) * B;
+    const uint64_t first = ((uint64_t)step * grad_accum + micro) * B;
     for (int b = 0; b < B; b++) {
         if (random_windows_)
             data_.read_window(splitmix64(splitmix64(seed_) ^ (first + b)) % data_.windows(), idx + (size_t)b * T,

@@ -2,8 +2,9 @@
 //  - the data is cut into T-token chunks within each shard (the remainder of a shard is dropped); a sequence's
 //    inputs are its chunk, its targets the chunk shifted by one, and the last position has no target (-1);
 //  - training: chunks in a seeded random order without replacement, reshuffled each epoch; global sequence g of
-//    the run is chunk order[g]; process p of P takes sequences ((step * accum + micro) * P + p) * B ... of that
-//    stream, so every process reads its own slice of every global batch and the position is one number;
+//    the run is chunk order[g]; micro-batch m of step s (of A per step) is sequences (s * A + m) * B ... of that
+//    stream, whichever process runs it (in a data-parallel run process p of P runs m = p, P + p, ...), so the
+//    position in the data is one number and P processes read what one process would;
 //  - or (the 2024 recipe, nanoGPT's get_batch) windows of T + 1 tokens at uniformly random offsets of the shards,
 //    a pure function of (seed, global sequence), with every target defined;
 //  - evaluation: every chunk of the validation shards in order.
@@ -38,15 +39,14 @@ class TokenChunks {
 
 class TrainBatches {
    public:
-    TrainBatches(const TokenChunks& data, uint64_t seed, int process, int processes, bool random_windows = false);
-    // Fills idx, targets (B*T) with this process's sequences of (step, micro).
+    TrainBatches(const TokenChunks& data, uint64_t seed, bool random_windows = false);
+    // Fills idx, targets (B*T) with the sequences of micro-batch `micro` (of grad_accum) of optimizer step `step`.
     void fill(int step, int micro, int grad_accum, int B, int* idx, int* targets);
 
    private:
     size_t chunk_of(uint64_t sequence);
     const TokenChunks& data_;
     uint64_t seed_;
-    int process_, processes_;
     bool random_windows_;
     uint64_t epoch_ = UINT64_MAX;
     std::vector<uint32_t> order_;

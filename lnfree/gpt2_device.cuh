@@ -1,10 +1,10 @@
 // GPT-2 with LayerNorm removal on the device: parameters (a compute copy in T plus float32 master weights, float32
-// gradients and AdamW moments), the sigma estimator's state, and one micro-batch's forward and backward composed
-// from the kernels of kernels/. It mirrors lnfree/reference/gpt2.h op for op; test/kernels/test_device_model.cpp
+// gradients and AdamW moments, the last two sharded over the processes of a data-parallel run), the sigma
+// estimator's state, and one micro-batch's forward and backward composed from the kernels of kernels/ (the
+// optimizer step and the whole train step: lnfree/train_step.cuh). It mirrors lnfree/reference/gpt2.h op for op; test/kernels/test_device_model.cpp
 // holds the two to the same numbers. T = __nv_bfloat16 (the product) or float (for tight comparisons).
 #pragma once
 #include <array>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,7 +20,6 @@
 #include "kernels/sigma.cuh"
 #include "lnfree/model.h"
 #include "lnfree/process_group.h"
-#include "lnfree/recipe.h"
 #include "lnfree/sigma_estimator.h"
 
 namespace lnfree {
@@ -30,26 +29,37 @@ struct DeviceGPT2 {
     GPT2Config cfg;
     std::array<size_t, NUM_PARAM_TENSORS> offset{};
     size_t num_params = 0;
-    device::Buffer<T> params;                       // the compute copy the kernels read
-    device::Buffer<float> master, grads, m, v;      // float32 master weights, gradients, AdamW moments
+    size_t padded = 0;                              // num_params rounded up to whole shards (padded_length)
+    ShardRange shard;                               // this process's part of [0, padded)
+    device::Buffer<T> params;                       // (padded) the compute copy the kernels read
+    device::Buffer<float> grads;                    // (padded) float32 gradients
+    device::Buffer<float> master, m, v;             // (shard) float32 master weights and AdamW moments: ZeRO-1
     device::Buffer<double> sigma_ema, sigma;        // (2L+1) the estimator's state, as lnfree::SigmaState
     device::Buffer<float> grad_norm, norm_scratch;  // the optimizer step's global gradient norm
+    device::Buffer<double> grad_sum_squares;
     int adam_t = 0;
 
-    explicit DeviceGPT2(const ParameterSet<float>& host)
-        : cfg(host.config), offset(host.offset), num_params(host.data.size()), params(num_params), master(host.data),
-          grads(num_params), m(num_params), v(num_params), sigma_ema(2 * cfg.L + 1), sigma(2 * cfg.L + 1),
-          grad_norm(1), norm_scratch(kernels::kNormBlocks) {
-        std::vector<T> copy(num_params);
+    // Process `rank` of `processes` (the defaults: the whole model in one process).
+    explicit DeviceGPT2(const ParameterSet<float>& host, int rank = 0, int processes = 1)
+        : cfg(host.config), offset(host.offset), num_params(host.data.size()),
+          padded(padded_length(num_params, processes)), shard(shard_range(padded, rank, processes)), params(padded),
+          grads(padded), master(shard.size()), m(shard.size()), v(shard.size()), sigma_ema(2 * cfg.L + 1),
+          sigma(2 * cfg.L + 1), grad_norm(1), norm_scratch(kernels::kNormBlocks), grad_sum_squares(1) {
+        std::vector<T> copy(padded, kernels::from_float<T>(0.0f));
         for (size_t i = 0; i < num_params; i++) copy[i] = kernels::from_float<T>(host.data[i]);
-        device::to_device(params.data(), copy.data(), num_params * sizeof(T));
-        device::zero(grads.data(), num_params * sizeof(float), nullptr);
-        device::zero(m.data(), num_params * sizeof(float), nullptr);
-        device::zero(v.data(), num_params * sizeof(float), nullptr);
+        device::to_device(params.data(), copy.data(), padded * sizeof(T));
+        std::vector<float> own(shard.size(), 0.0f);
+        for (size_t i = shard.first; i < std::min(shard.last, num_params); i++) own[i - shard.first] = host.data[i];
+        device::to_device(master.data(), own.data(), own.size() * sizeof(float));
+        device::zero(grads.data(), padded * sizeof(float), nullptr);
+        device::zero(m.data(), shard.size() * sizeof(float), nullptr);
+        device::zero(v.data(), shard.size() * sizeof(float), nullptr);
     }
 
     T* p(int tensor, int layer = 0, size_t per_layer = 0) { return params.data() + offset[tensor] + layer * per_layer; }
     float* g(int tensor, int layer = 0, size_t per_layer = 0) { return grads.data() + offset[tensor] + layer * per_layer; }
+    // bytes of the optimizer state this process holds: master weights and both moments of its shard
+    size_t optimizer_state_bytes() const { return 3 * shard.size() * sizeof(float); }
 
     void set_sigma(const SigmaState& s) {
         device::to_device(sigma_ema.data(), s.ema.data(), s.ema.size() * sizeof(double));
@@ -61,12 +71,25 @@ struct DeviceGPT2 {
         device::to_host(s.sigma.data(), sigma.data(), s.sigma.size() * sizeof(double));
         return s;
     }
-    ParameterSet<float> master_to_host() const {
-        ParameterSet<float> out(cfg);
-        device::to_host(out.data.data(), master.data(), num_params * sizeof(float));
-        return out;
-    }
 };
+
+// Every process's shard of `state` (master, m or v of `model`) gathered into one host array of num_params, on
+// every process. The gradient buffer is the scratch, so call it between optimizer steps (checkpoints, exports).
+template <typename T>
+std::vector<float> gather_optimizer_state(DeviceGPT2<T>& model, const device::Buffer<float>& state, ProcessGroup& group) {
+    device::copy(model.grads.data() + model.shard.first, state.data(), model.shard.size() * sizeof(float), nullptr);
+    group.all_gather(model.grads.data(), sizeof(float), model.padded, nullptr);
+    std::vector<float> out(model.num_params);
+    device::to_host(out.data(), model.grads.data(), model.num_params * sizeof(float));
+    return out;
+}
+
+template <typename T>
+ParameterSet<float> master_to_host(DeviceGPT2<T>& model, ProcessGroup& group) {
+    ParameterSet<float> out(model.cfg);
+    out.data = gather_optimizer_state(model, model.master, group);
+    return out;
+}
 
 // What one micro-batch needs besides the model (as ref::MicroBatchOptions, plus the estimator).
 struct DeviceMicroBatch {
@@ -77,7 +100,7 @@ struct DeviceMicroBatch {
     double loss_scale = 1.0;              // d(step loss)/d(micro-batch loss): 1 / grad_accum
     const SigmaEstimator* estimator = nullptr;  // null: sigma is read, not updated (evaluation)
     bool backward = true;                 // false: forward and losses only
-    ProcessGroup* group = nullptr;        // data parallelism: the sigma statistics are averaged over it
+    ProcessGroup* group = nullptr;        // data parallelism: the sigma statistics are gathered over it
 };
 
 // Activations of one micro-batch of B x T tokens, kept for the backward; scratch shared by all layers.
@@ -96,7 +119,8 @@ struct DeviceActivations {
     device::Buffer<T> lnf, logits, branch, fch_gelu, dnorm, dbranch, dfch, datty, dqkv;
     device::Buffer<int> idx, targets, aux_mask, ce_mask, bucket_token, bucket_start, bucket_positions;
 
-    DeviceActivations(const GPT2Config& c, int B_, int T_) : B(B_), Tn(T_), N(B_ * T_), layers(c.L) {
+    // processes: of a data-parallel run, whose sigma statistics `stats` gathers ((2L+1) x processes)
+    DeviceActivations(const GPT2Config& c, int B_, int T_, int processes = 1) : B(B_), Tn(T_), N(B_ * T_), layers(c.L) {
         const size_t NC = (size_t)N * c.C;
         for (Layer& a : layers) {
             a.resid = device::Buffer<float>(NC); a.resid_mid = device::Buffer<float>(NC);
@@ -108,7 +132,7 @@ struct DeviceActivations {
         }
         resid_final = device::Buffer<float>(NC);
         for (auto* b : {&meanf, &stdf, &rstdf, &losses}) *b = device::Buffer<float>(N);
-        usedf = device::Buffer<float>(1); stats = device::Buffer<float>(2 * c.L + 1);
+        usedf = device::Buffer<float>(1); stats = device::Buffer<float>((2 * c.L + 1) * (size_t)processes);
         ce = device::Buffer<float>(1); aux = device::Buffer<float>(1); aux_target = device::Buffer<float>(1);
         dx = device::Buffer<float>(NC);
         ln_scratch = device::Buffer<float>(2 * (size_t)kernels::layernorm_backward_blocks(N) * c.C);
@@ -150,16 +174,19 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
     device::to_device(acts.bucket_start.data(), buckets.start.data(), buckets.start.size() * sizeof(int));
     device::to_device(acts.bucket_positions.data(), buckets.positions.data(), buckets.positions.size() * sizeof(int));
 
-    // one LayerNorm module's statistic and estimator calls; returns nothing, writes used[k] per call
+    // one LayerNorm module's statistic and estimator calls; writes used[k] per call. Training in a data-parallel run
+    // gathers every process's statistic and applies them in global micro-batch order (kernels/sigma.cuh).
+    const bool gather = mb.estimator && mb.group && mb.group->size() > 1;
+    const int slots = gather ? mb.group->size() : 1, own = gather ? mb.group->rank() : 0;
     auto estimate = [&](float* std_rows, int module, double momentum, int calls, unsigned fixed_mask, float* used) {
-        float* stat = acts.stats.data() + module;
-        k::masked_mean(stat, std_rows, nullptr, N, s);
-        if (mb.estimator && mb.group) mb.group->all_reduce_mean(stat, 1, s);  // every process: the same sigma
+        float* stats = acts.stats.data() + (size_t)module * slots;
+        k::masked_mean(stats + own, std_rows, nullptr, N, s);
+        if (gather) mb.group->all_gather(stats, sizeof(float), slots, s);
         if (mb.estimator)
-            k::sigma_calls(model.sigma_ema.data() + module, model.sigma.data() + module, used, stat, momentum, calls,
-                           fixed_mask, s);
+            k::sigma_calls(model.sigma_ema.data() + module, model.sigma.data() + module, used, stats, slots, own, momentum,
+                           calls, fixed_mask, s);
         else  // evaluation: every call divides by the module's sigma as it is
-            k::sigma_calls(model.sigma_ema.data() + module, model.sigma.data() + module, used, stat, 1.0, calls,
+            k::sigma_calls(model.sigma_ema.data() + module, model.sigma.data() + module, used, stats, 1, 0, 1.0, calls,
                            (1u << calls) - 1, s);
     };
     const SigmaEstimator none;
@@ -265,77 +292,6 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
     }
     k::encoder_backward(model.g(WTE), model.g(WPE), dx, acts.bucket_token.data(), acts.bucket_start.data(),
                         acts.bucket_positions.data(), (int)buckets.token.size(), key, B, Tn, C, s);
-}
-
-// Fills idx and targets (B*T, host) for micro-batch `micro` of optimizer step `step`.
-using BatchSource = std::function<void(int step, int micro, int* idx, int* targets)>;
-
-struct TrainStepResult {
-    double ce = 0.0, aux = 0.0;  // means over the step's micro-batches (aux unweighted)
-    double lr = 0.0, grad_norm = 0.0;
-    std::vector<std::string> switched;
-};
-
-// AdamW over this process's shard of the parameters (all of them in a single process), clipping folded in, then
-// the shards gathered back into every process's compute copy. model.grad_norm must hold the global gradient norm.
-template <typename T>
-void gpt2_device_optimizer_step(DeviceGPT2<T>& model, const Recipe& r, double lr, uint64_t seed, ProcessGroup& group,
-                                cudaStream_t s) {
-    model.adam_t++;
-    const ShardRange shard = shard_range(model.num_params, group.rank(), group.size());
-    const std::array<bool, NUM_PARAM_TENSORS> decay = decay_mask(r);
-    const bool stochastic = r.stochastic_rounding && sizeof(T) == 2;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        const size_t first = std::max(shard.first, model.offset[i]);
-        const size_t last = std::min(shard.last, model.offset[i] + param_numel(model.cfg, i));
-        if (first >= last) continue;
-        kernels::AdamWStep a{(float)lr, (float)r.beta1, (float)r.beta2, (float)r.eps,
-                             decay[i] ? (float)r.weight_decay : 0.0f, (float)r.clip, model.adam_t, stochastic, seed,
-                             (uint32_t)i, first - model.offset[i]};
-        kernels::adamw(model.params.data() + first, model.master.data() + first, model.m.data() + first,
-                       model.v.data() + first, model.grads.data() + first, model.grad_norm.data(), a, last - first, s);
-    }
-    group.all_gather_shards(model.params.data(), sizeof(T), model.num_params, s);
-}
-
-// One optimizer step of a run, as ref::train does it: the removal events due at `step`, the recipe's micro-batches
-// (each gradient scaled by 1/grad_accum), the gradients averaged over the processes, the global norm, and AdamW
-// with clipping folded in. Process p's micro-batch m is the step's global micro-batch m * size + p (its data and
-// its dropout masks), so P processes of A micro-batches run what one process of A * P would. The trainer and the
-// tests call this same function.
-template <typename T>
-TrainStepResult gpt2_device_train_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm,
-                                       LayerNormPaths& paths, const Recipe& r, uint64_t seed, int eot, int step,
-                                       const BatchSource& next_batch, ProcessGroup& group, cudaStream_t s) {
-    TrainStepResult out;
-    out.switched = apply_removal_events(r.events, step, paths);
-    const SigmaEstimator estimator{r.momentum_ln1, r.momentum_ln2, r.momentum_lnf, r.ln1_calls};
-    std::vector<int> idx(acts.N), targets(acts.N);
-    device::zero(model.grads.data(), model.num_params * sizeof(float), s);
-    double losses[2] = {0.0, 0.0};  // ce, aux: this process's means over its micro-batches
-    for (int micro = 0; micro < r.grad_accum; micro++) {
-        next_batch(step, micro, idx.data(), targets.data());
-        DeviceMicroBatch mb;
-        mb.dropout = DropoutKey{(float)r.dropout, seed, (uint32_t)step, (uint32_t)(micro * group.size() + group.rank())};
-        mb.eot = eot;
-        mb.ignore_eot = r.ignore_eot_targets;
-        mb.w_aux = r.w_aux;
-        mb.loss_scale = 1.0 / r.grad_accum;
-        mb.estimator = &estimator;
-        mb.group = &group;
-        gpt2_device_step(model, acts, mm, paths, idx.data(), targets.data(), mb, s);
-        losses[0] += acts.ce.to_host()[0] / r.grad_accum;
-        losses[1] += acts.aux.to_host()[0] / r.grad_accum;
-    }
-    group.all_reduce_mean(model.grads.data(), model.num_params, s);
-    group.all_reduce_sum(losses, 2);
-    out.ce = losses[0] / group.size();
-    out.aux = losses[1] / group.size();
-    out.lr = r.lr.at(step);
-    kernels::global_norm(model.grad_norm.data(), model.norm_scratch.data(), model.grads.data(), model.num_params, s);
-    gpt2_device_optimizer_step(model, r, out.lr, seed, group, s);
-    out.grad_norm = model.grad_norm.to_host()[0];
-    return out;
 }
 
 }  // namespace lnfree

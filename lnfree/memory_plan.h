@@ -1,10 +1,13 @@
-// How much device memory a run needs (method.md 6.1 sizes; the buffers of lnfree/gpt2_device.cuh), computed on
-// the host without loading weights: parameters (compute copy + float32 master), gradients, AdamW moments, and the
-// activations of one micro-batch, so the trainer can print the plan and the largest micro-batch that fits.
+// How much device memory each process of a run needs (method.md 6.1 sizes; the buffers of lnfree/gpt2_device.cuh),
+// computed on the host without loading weights: parameters (compute copy + float32 master), gradients, AdamW
+// moments, and the activations of one micro-batch, so the trainer can print the plan and the largest micro-batch
+// that fits. With P processes (ZeRO-1) each holds the whole compute copy and gradients but 1/P of the master
+// weights and moments.
 #pragma once
 #include <cstddef>
 
 #include "lnfree/model.h"
+#include "lnfree/process_group.h"
 
 namespace lnfree {
 
@@ -21,13 +24,14 @@ struct MemoryPlan {
 };
 
 // compute_bytes: 2 for bf16 activations and weight copy, 4 for the float32 build
-inline MemoryPlan memory_plan(const GPT2Config& c, int T, size_t compute_bytes) {
-    size_t P = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) P += param_numel(c, i);
+inline MemoryPlan memory_plan(const GPT2Config& c, int T, size_t compute_bytes, int processes = 1) {
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += param_numel(c, i);
+    const size_t P = padded_length(n, processes), shard = P / processes;
     MemoryPlan m;
-    m.parameters = P * (compute_bytes + 4);
+    m.parameters = P * compute_bytes + shard * 4;
     m.gradients = P * 4;
-    m.optimizer = P * 8;
+    m.optimizer = shard * 8;
     const size_t C = c.C, L = c.L, NH = c.NH, Vp = c.Vp, t = T, X = compute_bytes;
     // per layer and token: resid, resid_mid (float); ln1_qk, ln1_v, qkv (3), atty, ln2, fch (4) in X; ~12 float stats
     const size_t per_layer_token = 2 * 4 * C + (1 + 1 + 3 + 1 + 1 + 4) * C * X + 12 * 4 + NH * 4;

@@ -179,6 +179,17 @@ std::vector<float> SafetensorsFile::floats(const std::string& name) const {
     return std::vector<float>(d.begin(), d.end());
 }
 
+std::vector<float> SafetensorsFile::floats(const std::string& name, size_t first, size_t count) const {
+    const SafetensorsTensor& t = info(name);
+    if (t.dtype != "F32") throw Error(path() + ": tensor '" + name + "' has dtype " + t.dtype + "; F32 was expected");
+    if (first > t.numel() || count > t.numel() - first)
+        throw Error(path() + ": tensor '" + name + "' has " + std::to_string(t.numel()) + " elements, fewer than " +
+                    std::to_string(first + count) + "; the file is for another model");
+    std::vector<float> out(count);
+    if (count) std::memcpy(out.data(), data_ + t.begin + first * 4, count * 4);
+    return out;
+}
+
 std::vector<int> SafetensorsFile::ints(const std::string& name) const {
     const SafetensorsTensor& t = info(name);
     if (t.dtype != "I32" && t.dtype != "I64")

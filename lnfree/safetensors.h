@@ -32,6 +32,8 @@ class SafetensorsFile {
 
     // Values of a floating-point tensor (F32, F16, BF16 or F64), converted.
     std::vector<float> floats(const std::string& name) const;
+    // Elements [first, first + count) of an F32 tensor, read from the mapped file alone (a process's shard).
+    std::vector<float> floats(const std::string& name, size_t first, size_t count) const;
     std::vector<double> doubles(const std::string& name) const;
     std::vector<int> ints(const std::string& name) const;  // I32 or I64
 

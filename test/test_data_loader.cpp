@@ -26,19 +26,20 @@ std::string make_shards() {
 
 }  // namespace
 
-TEST_CASE("each process reads its own slice of every global batch", "[data]") {
+TEST_CASE("a step's micro-batches are consecutive slices of the step's global batch", "[data]") {
+    // so P processes running micro-batches p, P + p, ... read together what one process reads
     const TokenChunks data(make_shards(), 16, 1000);
     for (bool windows : {false, true}) {
         INFO((windows ? "random windows" : "chunks"));
-        TrainBatches one(data, 5, 0, 1, windows), first(data, 5, 0, 2, windows), second(data, 5, 1, 2, windows);
-        std::vector<int> all(4 * 16), all_t(4 * 16), half(2 * 16), half_t(2 * 16);
+        TrainBatches batches(data, 5, windows);
+        std::vector<int> all(6 * 16), all_t(6 * 16), part(2 * 16), part_t(2 * 16);
         for (int step : {0, 3}) {
-            one.fill(step, 1, 2, 4, all.data(), all_t.data());  // the global batch of 4 sequences
-            first.fill(step, 1, 2, 2, half.data(), half_t.data());
-            CHECK(std::equal(half.begin(), half.end(), all.begin()));
-            second.fill(step, 1, 2, 2, half.data(), half_t.data());
-            CHECK(std::equal(half.begin(), half.end(), all.begin() + 2 * 16));
-            CHECK(std::equal(half_t.begin(), half_t.end(), all_t.begin() + 2 * 16));
+            batches.fill(step, 0, 1, 6, all.data(), all_t.data());  // the step's 6 sequences as one micro-batch
+            for (int micro = 0; micro < 3; micro++) {                // as 3 micro-batches of 2
+                batches.fill(step, micro, 3, 2, part.data(), part_t.data());
+                CHECK(std::equal(part.begin(), part.end(), all.begin() + micro * 2 * 16));
+                CHECK(std::equal(part_t.begin(), part_t.end(), all_t.begin() + micro * 2 * 16));
+            }
         }
     }
 }
@@ -47,7 +48,7 @@ TEST_CASE("random windows stay in one shard, define every target and depend only
     const int T = 16;
     const TokenChunks data(make_shards(), T, 1000);
     CHECK(data.windows() == 2 * (1000 - T));
-    TrainBatches a(data, 7, 0, 1, true), b(data, 7, 0, 1, true), other(data, 8, 0, 1, true);
+    TrainBatches a(data, 7, true), b(data, 7, true), other(data, 8, true);
     std::vector<int> idx(8 * T), targets(8 * T), idx2(8 * T), targets2(8 * T);
     std::set<int> shards_seen, starts;
     for (int step = 0; step < 20; step++) {

@@ -35,7 +35,9 @@ void instantiate_all(MatmulContext& ctx) {
     aux_loss_backward(f, f, f, f, f, 0.0f, 1, 1, nullptr);
     global_norm(f, f, f, 1, nullptr);
     adamw<T>(t, f, f, f, f, f, AdamWStep{}, 1, nullptr);
-    sigma_calls(d, d, f, f, 0.9, 1, 0u, nullptr);
+    sigma_calls(d, d, f, f, 1, 0, 0.9, 1, 0u, nullptr);
+    sum_squares(d, f, f, 1, nullptr);
+    norm_from_sum_squares(f, d, nullptr);
     matmul_forward<T>(ctx, t, 1, t, t, t, t, 1, 1, 1, nullptr);
     matmul_backward_input<T>(ctx, t, t, 1, t, 1, 1, 1, false, nullptr);
     matmul_backward_weight<T>(ctx, f, t, 1, t, 1, 1, 1, nullptr);

@@ -261,7 +261,7 @@ TEST_CASE("the device sigma estimator follows the host estimator call by call", 
         host.sigma[0] = 0.9;
         Buffer<double> ema = on_device(std::vector<double>{0.7}), sigma = on_device(std::vector<double>{0.9});
         Buffer<float> used(3), stat = on_device(std::vector<float>{1.25f});
-        k::sigma_calls(ema.data(), sigma.data(), used.data(), stat.data(), 0.9, 3, mask, nullptr);
+        k::sigma_calls(ema.data(), sigma.data(), used.data(), stat.data(), 1, 0, 0.9, 3, mask, nullptr);
         double expect[3];  // the same three calls on the host: QK (bit 0), V (bit 1), V again (bit 2)
         for (int c = 0; c < 3; c++) expect[c] = SigmaEstimator::call(host, 0, 0.9, 1.25f, mask >> c & 1u);
         CHECK(on_host(ema)[0] == Approx(host.ema[0]).epsilon(1e-12));
@@ -269,6 +269,49 @@ TEST_CASE("the device sigma estimator follows the host estimator call by call", 
         const std::vector<float> used_h = on_host(used);
         for (int c = 0; c < 3; c++) CHECK(used_h[c] == Approx(expect[c]).epsilon(1e-7));
     }
+}
+
+TEST_CASE("the device sigma estimator applies every process's statistic in global order and reads its own slot",
+          "[kernels][sigma]") {
+    // three processes' micro-batches of one micro-step, against one process running them one after the other
+    const std::vector<float> stats = {1.25f, 0.5f, 2.0f};
+    for (unsigned mask : {0u, 1u, 3u}) {
+        SigmaState serial(1);
+        serial.ema[0] = 0.7;
+        serial.sigma[0] = 0.9;
+        std::vector<std::vector<double>> serial_used(3, std::vector<double>(3));
+        for (int j = 0; j < 3; j++)
+            for (int c = 0; c < 3; c++) serial_used[j][c] = SigmaEstimator::call(serial, 0, 0.9, stats[j], mask >> c & 1u);
+        for (int own = 0; own < 3; own++) {
+            Buffer<double> ema = on_device(std::vector<double>{0.7}), sigma = on_device(std::vector<double>{0.9});
+            Buffer<float> used(3), stat = on_device(stats);
+            k::sigma_calls(ema.data(), sigma.data(), used.data(), stat.data(), 3, own, 0.9, 3, mask, nullptr);
+            CHECK(on_host(ema)[0] == serial.ema[0]);
+            CHECK(on_host(sigma)[0] == serial.sigma[0]);
+            const std::vector<float> used_h = on_host(used);
+            for (int c = 0; c < 3; c++) CHECK(used_h[c] == (float)serial_used[own][c]);
+        }
+    }
+}
+
+TEST_CASE("the sharded gradient norm is the whole one: shards' sums of squares added, then the root",
+          "[kernels][adamw]") {
+    const size_t n = 10000;
+    const std::vector<float> g = random_floats(n, 0.3f, 93);
+    Buffer<float> g_d = on_device(g), scratch(k::kNormBlocks), whole(1), norm(1);
+    k::global_norm(whole.data(), scratch.data(), g_d.data(), n, nullptr);
+    Buffer<double> sum(1);
+    k::sum_squares(sum.data(), scratch.data(), g_d.data(), n, nullptr);  // one process: bit for bit
+    k::norm_from_sum_squares(norm.data(), sum.data(), nullptr);
+    CHECK(on_host(norm)[0] == on_host(whole)[0]);
+    double total = 0.0, exact = 0.0;
+    for (int p = 0; p < 3; p++) {  // three shards, their sums added as the processes would
+        const size_t first = p * n / 3, last = (p + 1) * n / 3;
+        k::sum_squares(sum.data(), scratch.data(), g_d.data() + first, last - first, nullptr);
+        total += on_host(sum)[0];
+    }
+    for (float x : g) exact += (double)x * x;
+    CHECK(std::abs(total / exact - 1) <= 1e-6);
 }
 
 TEMPLATE_TEST_CASE("the matmul wrapper and bias backward match the reference", "[kernels][matmul]", float, bf16) {
