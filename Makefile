@@ -3,7 +3,8 @@
 # tests again under AddressSanitizer, the Python tests (transformers and TransformerLens interoperability, data
 # scripts), the fixtures check against the PyTorch twin, the nvcc compile gate, and a short fuzzing run.
 # `make fixtures` regenerates the twin's fixtures; on a GPU machine `make test-gpu` runs the kernel tests there and
-# `make cuda-lab && make -C dev/cuda run` benchmarks every kernel.
+# `make cuda-lab && make -C dev/cuda run` benchmarks every kernel. USE_CUDNN=1 (with `make train`, `make test-gpu`)
+# adds cuDNN's fused attention (doc/kernels.md).
 
 CXX ?= g++
 NVCC ?= nvcc
@@ -27,6 +28,20 @@ LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o) $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/%.o)
 ASAN_OBJ := $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/asan/%.o) $(BUILD)/asan/test/main.o
 GPU_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
+# USE_CUDNN=1: cuDNN's fused attention as the alternative attention (kernels/cudnn_attention.h), in the trainer and
+# the GPU kernel tests. Its translation unit is built once, on its own: the cuDNN frontend's headers (fetched by
+# dev/setup.sh --cudnn-frontend) take about a minute to compile. The frontend compiles some engines at run time,
+# hence NVRTC.
+USE_CUDNN ?= 0
+CUDNN_FRONTEND := $(BUILD)/cudnn_frontend/include
+# what the last GPU build used, so that switching USE_CUDNN rebuilds what depends on it
+CUDNN_STAMP := $(BUILD)/use_cudnn
+$(shell mkdir -p $(BUILD) && (echo $(USE_CUDNN) | cmp -s - $(CUDNN_STAMP) || echo $(USE_CUDNN) > $(CUDNN_STAMP)))
+ifeq ($(USE_CUDNN),1)
+CUDNN_OBJ := $(BUILD)/cudnn/cudnn_attention.o
+CUDNN_DEFINES := -DLNFREE_CUDNN
+CUDNN_LIBS := -lcudnn -lnvrtc
+endif
 
 .PHONY: all run test setup fixtures clean test-gpu test-gpu-build cuda-lab train cpu
 all: $(BUILD)/test_lnfree $(BUILD)/test_kernels_asan $(BUILD)/test_mpi_group $(BUILD)/lnfree_tool train_gpt2_lnfree_cpu
@@ -35,8 +50,17 @@ all: $(BUILD)/test_lnfree $(BUILD)/test_kernels_asan $(BUILD)/test_mpi_group $(B
 train: train_gpt2_lnfree
 cpu: train_gpt2_lnfree_cpu
 
-train_gpt2_lnfree: train_gpt2_lnfree.cu $(LIB_OBJ) $(wildcard kernels/*.cuh lnfree/*.h lnfree/*.cuh)
-	$(NVCC) -std=c++20 -O3 -I. $(MPI_CFLAGS) $(GPU_ARCH) -o $@ train_gpt2_lnfree.cu $(LIB_OBJ) -lcublasLt -lnccl $(MPI_LIBS) -Xcompiler -fopenmp
+train_gpt2_lnfree: train_gpt2_lnfree.cu $(LIB_OBJ) $(CUDNN_OBJ) $(CUDNN_STAMP) $(wildcard kernels/*.cuh lnfree/*.h lnfree/*.cuh)
+	$(NVCC) -std=c++20 -O3 -I. $(CUDNN_DEFINES) $(MPI_CFLAGS) $(GPU_ARCH) -o $@ train_gpt2_lnfree.cu $(LIB_OBJ) $(CUDNN_OBJ) \
+		-lcublasLt $(CUDNN_LIBS) -lnccl $(MPI_LIBS) -Xcompiler -fopenmp
+
+$(CUDNN_FRONTEND)/cudnn_frontend.h:
+	bash dev/setup.sh --cudnn-frontend
+
+# host code only; the frontend's headers as system headers, so that their warnings do not bury ours
+$(BUILD)/cudnn/cudnn_attention.o: kernels/cudnn_attention.cpp kernels/cudnn_attention.h | $(CUDNN_FRONTEND)/cudnn_frontend.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 -O2 -Wall -Wextra -I. -I$(CUDA_INCLUDE) -isystem $(CUDNN_FRONTEND) -c -o $@ $<
 
 $(BUILD)/train_gpt2_lnfree_cpu.o: train_gpt2_lnfree.cu
 	@mkdir -p $(BUILD)
@@ -92,15 +116,20 @@ $(BUILD)/test_kernels_asan: $(ASAN_OBJ) $(LIB_OBJ)
 
 # the same kernel tests built by nvcc: they compare the GPU with the CPU reference (needs a GPU to run)
 test-gpu-build: $(BUILD)/test_kernels_gpu
-GPU_TEST_OBJ := $(BUILD)/gpu/test_kernels.o $(BUILD)/gpu/test_device_model.o $(BUILD)/gpu/main.o
-$(BUILD)/gpu/%.o: test/kernels/%.cpp $(wildcard kernels/*.cuh lnfree/*.cuh lnfree/*.h lnfree/reference/*.h)
+GPU_TEST_OBJ := $(BUILD)/gpu/test_kernels.o $(BUILD)/gpu/test_flash_attention.o $(BUILD)/gpu/test_device_model.o \
+	$(BUILD)/gpu/main.o
+ifeq ($(USE_CUDNN),1)
+GPU_TEST_OBJ += $(BUILD)/gpu/test_cudnn_attention.o $(CUDNN_OBJ)
+$(BUILD)/gpu/test_cudnn_attention.o: kernels/cudnn_attention.h
+endif
+$(BUILD)/gpu/%.o: test/kernels/%.cpp $(CUDNN_STAMP) $(wildcard kernels/*.cuh lnfree/*.cuh lnfree/*.h lnfree/reference/*.h)
 	@mkdir -p $(BUILD)/gpu
-	$(NVCC) -std=c++20 -O2 -I. -DLNFREE_SOURCE_DIR=\"$(CURDIR)\" $(GPU_ARCH) -x cu -c -o $@ $<
+	$(NVCC) -std=c++20 -O2 -I. $(CUDNN_DEFINES) -DLNFREE_SOURCE_DIR=\"$(CURDIR)\" $(GPU_ARCH) -x cu -c -o $@ $<
 $(BUILD)/gpu/main.o: test/main.cpp
 	@mkdir -p $(BUILD)/gpu
 	$(CXX) -std=c++20 -O2 -c -o $@ $<
-$(BUILD)/test_kernels_gpu: $(GPU_TEST_OBJ) $(LIB_OBJ)
-	$(NVCC) $(GPU_ARCH) -o $@ $^ -lcublasLt -Xcompiler -fopenmp
+$(BUILD)/test_kernels_gpu: $(GPU_TEST_OBJ) $(LIB_OBJ) $(CUDNN_STAMP)
+	$(NVCC) $(GPU_ARCH) -o $@ $(GPU_TEST_OBJ) $(LIB_OBJ) -lcublasLt $(CUDNN_LIBS) -Xcompiler -fopenmp
 
 test-gpu: $(BUILD)/test_kernels_gpu
 	./$(BUILD)/test_kernels_gpu

@@ -17,6 +17,7 @@
 #include "lnfree/error.h"
 #include "lnfree/export.h"
 #include "lnfree/file_io.h"
+#include "lnfree/gpu_peaks.h"
 #include "lnfree/gpt2_device.cuh"
 #include "lnfree/train_step.cuh"
 #include "lnfree/memory_plan.h"
@@ -48,6 +49,8 @@ struct Options {
     bool plan_only = false, no_save = false;
     double gpu_memory_gb = 80.0;
     int gpus = 0;  // the plan's process count; 0: this launch's
+    std::string attention;  // "fused", "products", "cudnn"; empty: fused where the build and the head size allow
+    double peak_tflops = 0;  // one GPU's peak for MFU; 0: from the GPU's name (lnfree/gpu_peaks.h)
 };
 
 // Parsed before MPI starts, so --help and a bad option end the process plainly. Returns false with `exit_code`.
@@ -74,6 +77,13 @@ bool parse_options(int argc, char** argv, Options& o, int& exit_code) {
     app.add_flag("--plan", o.plan_only, "print the plan (model, recipe, memory) and exit");
     app.add_flag("--no-save", o.no_save, "write no checkpoint and no export, only log.jsonl and summary.json (benchmarks)");
     app.add_option("--gpu-memory-gb", o.gpu_memory_gb, "device memory the plan fits into")->capture_default_str();
+    app.add_option("--attention", o.attention, "fused (FlashAttention-2 style, bf16, head size <= 64) | products "
+                                               "(cuBLASLt products, T x T scores; the float32 and CPU builds) | cudnn "
+                                               "(make train USE_CUDNN=1); default: fused where it can be")
+        ->check(CLI::IsMember({"fused", "products", "cudnn"}));
+    app.add_option("--peak-tflops", o.peak_tflops, "one GPU's dense bf16 peak for the MFU column (default: from the "
+                                                   "GPU's datasheet, lnfree/gpu_peaks.h)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--gpus", o.gpus, "processes (GPUs) the plan is for (default: this launch's; mpirun -np N runs N)")
         ->check(CLI::Range(1, 4096));
     try {
@@ -187,7 +197,16 @@ void print_plan(const GPT2Config& c, const Recipe& r, const Options& o, int proc
                     r.grad_accum);
     else
         std::printf("processes  %d: %s\n", processes, split.c_str());
-    const MemoryPlan m = memory_plan(c, r.seq_len, 2, processes);  // the GPU build: bf16 activations and weight copy
+    // the GPU build: bf16 activations and weight copy, and the fused attention unless asked otherwise
+    const AttentionKernels attention = o.attention == "cudnn" ? AttentionKernels::cudnn
+                                       : o.attention == "products" || c.C / c.NH > kernels::kFlashMaxHead
+                                           ? AttentionKernels::products
+                                           : AttentionKernels::fused;
+    std::printf("attention  (GPU) %s\n",
+                attention == AttentionKernels::fused   ? "fused (kernels/flash_attention.cuh): no T x T scores in memory"
+                : attention == AttentionKernels::cudnn ? "cudnn: a T x T workspace for its backward"
+                                                       : "products (kernels/attention.cuh): T x T scores in a scratch");
+    const MemoryPlan m = memory_plan(c, r.seq_len, 2, processes, attention);
     std::printf("memory     (per GPU, bf16, %d GPU%s) parameters %.2f GB, gradients %.2f GB, optimizer %.2f GB, "
                 "activations %.2f GB/sequence\n", processes, processes > 1 ? "s" : "", m.parameters / gb, m.gradients / gb,
                 m.optimizer / gb, m.activations_per_sequence / gb);
@@ -196,7 +215,7 @@ void print_plan(const GPT2Config& c, const Recipe& r, const Options& o, int proc
     std::printf("memory     GPUs  per GPU at micro-batch %d  largest micro-batch in %.0f GB (ZeRO-1: master weights and "
                 "moments sharded)\n", r.micro_batch, o.gpu_memory_gb);
     for (int gpus : {1, 2, 4, 8}) {
-        const MemoryPlan g = memory_plan(c, r.seq_len, 2, gpus);
+        const MemoryPlan g = memory_plan(c, r.seq_len, 2, gpus, attention);
         std::printf("memory     %4d  %8.2f GB  %8d\n", gpus, g.total(r.micro_batch) / gb, g.max_micro_batch(memory));
     }
 }
@@ -248,6 +267,24 @@ struct Console {
 
 // ---- the run ------------------------------------------------------------------------------------------------
 
+// One GPU's peak FLOP/s for MFU: --peak-tflops, else this GPU's datasheet entry; 0 when unknown (and on the CPU).
+double peak_flops(const Options& o, const Console& out) {
+    if (o.peak_tflops > 0) return o.peak_tflops * 1e12;
+#if defined(__CUDACC__)
+    int dev = 0;
+    cudaDeviceProp prop{};
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return 0;
+    if (const PeakEntry* e = find_peak(prop.major, prop.minor, prop.multiProcessorCount, prop.name)) {
+        out.line("gpu        %s: %s (MFU's denominator)\n", prop.name, e->source);
+        return e->bf16_tflops * 1e12;
+    }
+    out.line("gpu        %s: no datasheet peak known; give --peak-tflops for MFU\n", prop.name);
+#else
+    (void)out;
+#endif
+    return 0;
+}
+
 int run(const Options& o, ProcessGroup& group) {
     using clock = std::chrono::steady_clock;
     const auto started = clock::now();
@@ -287,7 +324,17 @@ int run(const Options& o, ProcessGroup& group) {
     //    or seeded with the model's own statistics on the first batch (global micro-batch 0, on every process)
     if (out.on) make_directories(o.out);
     DeviceGPT2<floatX> model(host, group.rank(), P);
-    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len, P);
+    const bool fusable = can_fuse_attention<floatX>(c);
+    if (o.attention == "fused" && !fusable)
+        throw Error("--attention fused needs the GPU build (bf16) and a head size of at most " +
+                    std::to_string(kernels::kFlashMaxHead) + "; this is " +
+                    (sizeof(floatX) == 4 ? std::string("the float32 build") : "head size " + std::to_string(c.C / c.NH)));
+    if (o.attention == "cudnn" && !can_use_cudnn_attention<floatX>())
+        throw Error("--attention cudnn needs the GPU build made with cuDNN: make train USE_CUDNN=1");
+    const AttentionKernels attention = o.attention == "cudnn"                  ? AttentionKernels::cudnn
+                                       : o.attention == "products" || !fusable ? AttentionKernels::products
+                                                                               : AttentionKernels::fused;
+    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len, P, attention);
     kernels::MatmulContext mm;
     out.line("memory     this process: %.1f MB of device buffers; optimizer state %zu bytes (master weights and moments "
              "of parameters %zu..%zu of %zu)\n", device::buffer_bytes() / 1e6, model.optimizer_state_bytes(),
@@ -325,6 +372,8 @@ int run(const Options& o, ProcessGroup& group) {
     }
     out.line("eval       step %d val loss %.4f\n", state.step, state.val_loss_initial);
     const long tokens_per_step = (long)recipe.micro_batch * recipe.grad_accum * recipe.seq_len;  // all processes
+    const double peak = peak_flops(o, out), flops_per_token = training_flops_per_token(c, recipe.seq_len);
+    auto mfu = [&](double tokens_per_second) { return peak > 0 ? tokens_per_second / P * flops_per_token / peak : NAN; };
     double val_loss = state.val_loss_initial;
     const int first_step = state.step;
     const auto train_started = clock::now();
@@ -341,13 +390,21 @@ int run(const Options& o, ProcessGroup& group) {
         const double elapsed = std::chrono::duration<double>(clock::now() - train_started).count();
         const double left = elapsed / (state.step - first_step) * (recipe.steps - state.step);
         const SigmaState sigma = model.get_sigma();
-        log_line({{"step", step}, {"loss", r.ce}, {"aux_loss", r.aux}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
-                  {"tokens_per_second", tokens_per_step / seconds}, {"switched", switched}, {"sigma", sigma.sigma}});
-        std::string marks;
+        nlohmann::json line = {{"step", step}, {"loss", r.ce}, {"aux_loss", r.aux}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
+                               {"tokens_per_second", tokens_per_step / seconds}, {"switched", switched},
+                               {"sigma", sigma.sigma}};
+        std::string marks, utilisation;
         for (const std::string& sw : switched) marks += " " + sw;
-        out.line("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s  %.0fs left%s%s\n", step + 1, recipe.steps,
-                 r.ce, r.aux, r.lr, r.grad_norm, tokens_per_step / seconds, left, marks.empty() ? "" : "  | fixed:",
-                 marks.c_str());
+        if (peak > 0) {
+            line["mfu"] = mfu(tokens_per_step / seconds);
+            char text[32];
+            std::snprintf(text, sizeof text, "  mfu %.1f%%", 100 * mfu(tokens_per_step / seconds));
+            utilisation = text;
+        }
+        log_line(line);
+        out.line("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s%s  %.0fs left%s%s\n", step + 1,
+                 recipe.steps, r.ce, r.aux, r.lr, r.grad_norm, tokens_per_step / seconds, utilisation.c_str(), left,
+                 marks.empty() ? "" : "  | fixed:", marks.c_str());
         if (o.eval_interval > 0 && state.step % o.eval_interval == 0 && state.step < recipe.steps) {
             val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
             log_line({{"step", state.step}, {"val_loss", val_loss}});
@@ -386,12 +443,13 @@ int run(const Options& o, ProcessGroup& group) {
         sigma_by_site["blocks." + std::to_string(l) + ".ln_2"] = sigma.sigma[ln2_module(c.L, l)];
     }
     sigma_by_site["ln_f"] = sigma.sigma[lnf_module(c.L)];
+    const double tokens_per_second = (state.step - first_step) * tokens_per_step / std::max(train_seconds, 1e-9);
     const nlohmann::json summary = {
         {"model", o.model}, {"recipe", recipe_to_json(recipe)}, {"steps", state.step},
         {"tokens", (long)state.step * tokens_per_step}, {"val_loss_initial", state.val_loss_initial},
         {"val_loss_final", val_loss}, {"real_ln_paths_remaining", remaining}, {"sigma", sigma_by_site},
-        {"processes", P}, {"wall_seconds", wall},
-        {"tokens_per_second", (state.step - first_step) * tokens_per_step / std::max(train_seconds, 1e-9)}};
+        {"processes", P}, {"wall_seconds", wall}, {"tokens_per_second", tokens_per_second},
+        {"mfu", peak > 0 ? nlohmann::json(mfu(tokens_per_second)) : nlohmann::json()}};
     write_text_file(o.out + "/summary.json", summary.dump(2) + "\n");
     out.line("summary    %s/summary.json: val loss %.4f -> %.4f, %d real LayerNorm paths left, %.0f s\n", o.out.c_str(),
              state.val_loss_initial, val_loss, remaining, wall);

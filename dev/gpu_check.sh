@@ -4,9 +4,9 @@
 #   1. the kernel tests and the trainer's step against the CPU reference (build/test_kernels_gpu)
 #   2. the default run on the bundled tiny model, LayerNorm removed and kept (GPU build, bf16), and the LN-free run
 #      again under `mpirun -np 1` (the NCCL process group) against the plain run's losses
-#   3. the trainer's speed at GPT-2 small and XL shapes (random weights, the recipe's micro-batch), and the PyTorch
-#      baseline at small (dev/bench_pytorch.py)
-#   4. the kernel lab (dev/cuda) at XL's shape
+#   3. the trainer's speed and MFU at GPT-2 small and XL shapes (random weights, the recipe's micro-batch; at XL with
+#      the fused attention and with the product-based one), and the PyTorch baseline at small (dev/bench_pytorch.py)
+#   4. the kernel lab (dev/cuda) at XL's shape, with PyTorch's flash SDPA as the attention anchor (dev/bench_sdpa.py)
 #   5. the kernel tests again under compute-sanitizer (memcheck)
 # Build first, on any machine with nvcc: `make train test-gpu-build cuda-lab`. Usage: bash dev/gpu_check.sh [OUT]
 # Logs go to OUT (default out_gpu_check/); the last lines printed are a table of what passed and the speeds.
@@ -30,13 +30,13 @@ run() {
     return $rc
 }
 
-# median tokens/s of a trainer log's steps after the first three (warm-up)
+# median tokens/s (or another field: mfu) of a trainer log's steps after the first three (warm-up)
 median_tps() {
-    "$python" - "$1" <<'EOF'
+    "$python" - "$1" "${2:-tokens_per_second}" <<'EOF'
 import json, sys
-tps = [j["tokens_per_second"] for j in map(json.loads, open(sys.argv[1])) if "loss" in j][3:]
-tps.sort()
-print(f"{tps[len(tps) // 2]:.0f}" if tps else "n/a")
+values = sorted([j[sys.argv[2]] for j in map(json.loads, open(sys.argv[1])) if "loss" in j and sys.argv[2] in j][3:])
+print(("n/a" if not values else f"{values[len(values) // 2]:.0f}" if sys.argv[2] == "tokens_per_second"
+       else f"{100 * values[len(values) // 2]:.1f}%"))
 EOF
 }
 
@@ -61,7 +61,7 @@ fi
 
 # 3. speed at real shapes: random weights of GPT-2's shape and the size's recipe (its first removal event comes later
 #    than these 12 steps, so LayerNorm is still real: the fixed path costs the same, see the layernorm lab)
-speed() {  # speed NAME L C NH MICRO_BATCH
+speed() {  # speed NAME L C NH MICRO_BATCH [TRAINER OPTIONS...]
     local dir="$out/shape_$1"
     mkdir -p "$dir"
     printf '{"model_type": "gpt2", "n_layer": %d, "n_embd": %d, "n_head": %d, "vocab_size": 50257, "n_positions": 1024}\n' \
@@ -70,10 +70,10 @@ speed() {  # speed NAME L C NH MICRO_BATCH
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$dir/memory_mib.txt" &
     local sampler=$!
     run "speed_$1" 240 ./train_gpt2_lnfree -m "$dir" -r "$dir/recipe.json" --train "data/tiny/tiny_train_*.bin" \
-        --val "data/tiny/tiny_val_*.bin" --eval-interval 0 --eval-batches 1 --no-save -o "$dir/run"
+        --val "data/tiny/tiny_val_*.bin" --eval-interval 0 --eval-batches 1 --no-save -o "$dir/run" "${@:6}"
     kill $sampler
-    results+=("$(printf '  lnfree %-6s B=%-3d T=1024: %s tokens/s (median step), peak GPU memory %s MiB' "$1" "$5" \
-        "$(median_tps "$dir/run/log.jsonl")" "$(sort -n "$dir/memory_mib.txt" | tail -n 1)")")
+    results+=("$(printf '  lnfree %-13s B=%-3d T=1024: %s tokens/s (median step), MFU %s, peak GPU memory %s MiB' "$1" "$5" \
+        "$(median_tps "$dir/run/log.jsonl")" "$(median_tps "$dir/run/log.jsonl" mfu)" "$(sort -n "$dir/memory_mib.txt" | tail -n 1)")")
 }
 speed small 12 768 12 32
 # the authors' eager attention does not fit micro-batch 32 in 80 GB; PyTorch's fused attention does
@@ -82,6 +82,11 @@ results+=("  $(tail -n 1 "$out/pytorch_small_eager.log" | cut -c1-220)")
 run pytorch_small_sdpa 120 "$python" dev/bench_pytorch.py --size small --batch 32 --attn sdpa
 results+=("  $(tail -n 1 "$out/pytorch_small_sdpa.log" | cut -c1-220)")
 speed xl 48 1600 25 18
+speed xl_products 48 1600 25 18 --attention products  # the product-based attention, for the ratio
+
+# the attention anchor: PyTorch's flash SDPA at XL's layer shape, beside the lab's attention rows below
+run pytorch_sdpa_xl 60 "$python" dev/bench_sdpa.py
+results+=("  $(tail -n 1 "$out/pytorch_sdpa_xl.log" | cut -c1-220)")
 
 # 4. the kernel lab
 lab='fail=0; for p in layernorm attention classifier encoder elementwise aux_loss adamw matmul; do

@@ -9,6 +9,8 @@
 // forward + backward, about 0.17 s at an H100's ~990 TFLOP/s dense bf16 peak.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "kernels/common.cuh"
@@ -105,10 +107,6 @@ class MatmulContext {
                 check_cublas(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)), "BATCH_OFFSET");
             }
         }
-        cublasLtMatmulPreference_t pref;
-        check_cublas(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
-        size_t ws = kWorkspace;
-        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)), "workspace");
         // cuBLASLt assumes 256-byte aligned matrices unless told: the attention's heads are column slices (hd * 2
         // bytes apart) and a batch's matrices sit `stride` elements apart, so give each operand its real alignment
         const auto alignment = [](const void* p, long long stride_bytes) {
@@ -117,17 +115,28 @@ class MatmulContext {
         };
         const uint32_t align_a = alignment(A, stride_a * (long long)sizeof(TA)), align_b = alignment(B, stride_b * (long long)sizeof(TA)),
                        align_d = alignment(D, stride_d * (long long)sizeof(TD));
-        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)), "align A");
-        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)), "align B");
-        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)), "align C");
-        check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)), "align D");
-        cublasLtMatmulHeuristicResult_t heuristic;
-        int found = 0;
-        check_cublas(cublasLtMatmulAlgoGetHeuristic(handle_, desc, la, lb, ld, ld, pref, 1, &heuristic, &found), "heuristic");
-        if (found == 0) throw std::runtime_error("cuBLASLt: no algorithm for this matmul (check alignment of leading dimensions)");
-        check_cublas(cublasLtMatmul(handle_, desc, &alpha, A, la, B, lb, &beta, D, ld, D, ld, &heuristic.algo, workspace_,
+        // the heuristic's choice depends only on what describes the product, so it is asked once per description
+        const AlgoKey key{trans_a, trans_b, m, n, k, lda, ldb, ldd, cuda_type<TA>(), cuda_type<TD>(), epilogue, bias != nullptr,
+                          aux != nullptr, ld_aux, batch, stride_a, stride_b, stride_d, align_a, align_b, align_d};
+        auto cached = algos_.find(key);
+        if (cached == algos_.end()) {
+            cublasLtMatmulPreference_t pref;
+            check_cublas(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
+            size_t ws = kWorkspace;
+            check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)), "workspace");
+            check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)), "align A");
+            check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)), "align B");
+            check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)), "align C");
+            check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)), "align D");
+            cublasLtMatmulHeuristicResult_t heuristic;
+            int found = 0;
+            check_cublas(cublasLtMatmulAlgoGetHeuristic(handle_, desc, la, lb, ld, ld, pref, 1, &heuristic, &found), "heuristic");
+            cublasLtMatmulPreferenceDestroy(pref);
+            if (found == 0) throw std::runtime_error("cuBLASLt: no algorithm for this matmul (check alignment of leading dimensions)");
+            cached = algos_.emplace(key, heuristic.algo).first;
+        }
+        check_cublas(cublasLtMatmul(handle_, desc, &alpha, A, la, B, lb, &beta, D, ld, D, ld, &cached->second, workspace_,
                                     kWorkspace, stream), "cublasLtMatmul");
-        cublasLtMatmulPreferenceDestroy(pref);
         cublasLtMatrixLayoutDestroy(la);
         cublasLtMatrixLayoutDestroy(lb);
         cublasLtMatrixLayoutDestroy(ld);
@@ -135,9 +144,12 @@ class MatmulContext {
     }
 
    private:
+    using AlgoKey = std::tuple<bool, bool, int, int, int, int, int, int, cudaDataType_t, cudaDataType_t, cublasLtEpilogue_t,
+                               bool, bool, int, int, long long, long long, long long, uint32_t, uint32_t, uint32_t>;
     static constexpr size_t kWorkspace = 32u << 20;
     cublasLtHandle_t handle_ = nullptr;
     void* workspace_ = nullptr;
+    std::map<AlgoKey, cublasLtMatmulAlgo_t> algos_;  // the heuristic's first choice per product description
 };
 
 // Row-major out (N, OC) = inp (N, IC) W^T is column-major out^T (OC, N) = W^T(as stored: IC x OC col-major)^T inp^T.

@@ -10,6 +10,10 @@
 
 #include "kernels/adamw.cuh"
 #include "kernels/attention.cuh"
+#include "kernels/flash_attention.cuh"
+#if defined(LNFREE_CUDNN)
+#include "kernels/cudnn_attention.h"
+#endif
 #include "kernels/aux_loss.cuh"
 #include "kernels/classifier.cuh"
 #include "kernels/device.cuh"
@@ -18,6 +22,7 @@
 #include "kernels/layernorm.cuh"
 #include "kernels/matmul.cuh"
 #include "kernels/sigma.cuh"
+#include "lnfree/attention_kernels.h"
 #include "lnfree/model.h"
 #include "lnfree/process_group.h"
 #include "lnfree/sigma_estimator.h"
@@ -103,6 +108,29 @@ struct DeviceMicroBatch {
     ProcessGroup* group = nullptr;        // data parallelism: the sigma statistics are gathered over it
 };
 
+template <typename T>
+bool can_fuse_attention(const GPT2Config& c) {
+    return std::is_same_v<T, kernels::bf16> && kernels::flash_attention_supports(c.C / c.NH);
+}
+template <typename T>
+constexpr bool can_use_cudnn_attention() {
+#if defined(LNFREE_CUDNN)
+    return std::is_same_v<T, kernels::bf16>;
+#else
+    return false;
+#endif
+}
+
+// cuDNN draws its dropout masks from (seed, offset): one seed per (run, step, micro-batch, layer).
+inline uint64_t cudnn_dropout_seed(const DropoutKey& key, int layer) {
+    uint64_t x = key.seed;
+    for (uint64_t word : {(uint64_t)key.step, (uint64_t)key.micro_step, (uint64_t)layer}) {
+        x ^= word + 0x9E3779B97F4A7C15ull + (x << 6) + (x >> 2);
+        x = (x ^ (x >> 31)) * 0xBF58476D1CE4E5B9ull;
+    }
+    return x;
+}
+
 // Activations of one micro-batch of B x T tokens, kept for the backward; scratch shared by all layers.
 template <typename T>
 struct DeviceActivations {
@@ -115,12 +143,31 @@ struct DeviceActivations {
     std::vector<Layer> layers;
     device::Buffer<float> resid_final, meanf, stdf, rstdf, usedf, losses, stats, ce, aux, aux_target, dx, ln_scratch,
         bias_scratch;
-    kernels::AttentionScratch<T> attention;
+    device::Buffer<float> step_losses;  // (ce, aux) of each micro-batch of the optimizer step (lnfree/train_step.cuh)
+    AttentionKernels attention_kernels;
+    kernels::AttentionScratch<T> attention;  // the product-based kernels' scores (empty with the others)
+    device::Buffer<float> attention_D;      // the fused backward's rowsum(dout * out), (B, NH, T)
     device::Buffer<T> lnf, logits, branch, fch_gelu, dnorm, dbranch, dfch, datty, dqkv;
     device::Buffer<int> idx, targets, aux_mask, ce_mask, bucket_token, bucket_start, bucket_positions;
+    // the host's arrays of a micro-batch on their way to those buffers (idx, targets, ce_mask, then the buckets:
+    // 6N + 1 ints): two page-locked slots, so the host fills one while the other's copies may still be queued
+    struct Upload {
+        device::PinnedBuffer<int> ints;
+        device::Event copied;
+    };
+    std::array<Upload, 2> uploads;
+    int next_upload = 0;
 
-    // processes: of a data-parallel run, whose sigma statistics `stats` gathers ((2L+1) x processes)
-    DeviceActivations(const GPT2Config& c, int B_, int T_, int processes = 1) : B(B_), Tn(T_), N(B_ * T_), layers(c.L) {
+    // processes: of a data-parallel run, whose sigma statistics `stats` gathers ((2L+1) x processes); kernels: the
+    // attention's, fused by default where it can be
+    DeviceActivations(const GPT2Config& c, int B_, int T_, int processes = 1)
+        : DeviceActivations(c, B_, T_, processes, can_fuse_attention<T>(c) ? AttentionKernels::fused : AttentionKernels::products) {}
+    DeviceActivations(const GPT2Config& c, int B_, int T_, int processes, AttentionKernels kernels)
+        : B(B_), Tn(T_), N(B_ * T_), layers(c.L), attention_kernels(kernels) {
+        if (kernels == AttentionKernels::fused && !can_fuse_attention<T>(c))
+            throw std::invalid_argument("the fused attention needs bf16 and a head size of at most 64");
+        if (kernels == AttentionKernels::cudnn && !can_use_cudnn_attention<T>())
+            throw std::invalid_argument("cuDNN's attention needs the bf16 GPU build made with USE_CUDNN=1");
         const size_t NC = (size_t)N * c.C;
         for (Layer& a : layers) {
             a.resid = device::Buffer<float>(NC); a.resid_mid = device::Buffer<float>(NC);
@@ -136,7 +183,8 @@ struct DeviceActivations {
         ce = device::Buffer<float>(1); aux = device::Buffer<float>(1); aux_target = device::Buffer<float>(1);
         dx = device::Buffer<float>(NC);
         ln_scratch = device::Buffer<float>(2 * (size_t)kernels::layernorm_backward_blocks(N) * c.C);
-        attention = kernels::AttentionScratch<T>(B, Tn, c.NH);
+        if (attention_kernels == AttentionKernels::fused) attention_D = device::Buffer<float>((size_t)B * c.NH * Tn);
+        if (attention_kernels == AttentionKernels::products) attention = kernels::AttentionScratch<T>(B, Tn, c.NH);
         bias_scratch = device::Buffer<float>((size_t)kernels::kBiasChunks * 4 * c.C);
         lnf = device::Buffer<T>(NC); logits = device::Buffer<T>((size_t)N * c.Vp);
         branch = device::Buffer<T>(NC); fch_gelu = device::Buffer<T>(4 * NC); dnorm = device::Buffer<T>(NC);
@@ -146,8 +194,40 @@ struct DeviceActivations {
         ce_mask = device::Buffer<int>(N);
         bucket_token = device::Buffer<int>(N); bucket_start = device::Buffer<int>(N + 1);
         bucket_positions = device::Buffer<int>(N);
+        for (Upload& u : uploads) u.ints = device::PinnedBuffer<int>(6 * (size_t)N + 1);
     }
 };
+
+// The attention of one layer through the kernels `acts` was built for.
+template <typename T>
+void attention_forward(kernels::MatmulContext& mm, DeviceActivations<T>& acts, T* out, float* lse, const T* qkv,
+                       const DropoutKey& key, int layer, int C, int NH, cudaStream_t s) {
+    if constexpr (std::is_same_v<T, kernels::bf16>) {
+        if (acts.attention_kernels == AttentionKernels::fused)
+            return kernels::flash_attention_forward(out, lse, qkv, key, layer, acts.B, acts.Tn, C, NH, s);
+#if defined(LNFREE_CUDNN)
+        if (acts.attention_kernels == AttentionKernels::cudnn)
+            return kernels::cudnn_attention_forward(out, lse, qkv, key.p, cudnn_dropout_seed(key, layer), 0, acts.B, acts.Tn,
+                                                    C, NH, s);
+#endif
+    }
+    kernels::attention_forward(mm, acts.attention, out, lse, qkv, key, layer, acts.B, acts.Tn, C, NH, s);
+}
+template <typename T>
+void attention_backward(kernels::MatmulContext& mm, DeviceActivations<T>& acts, T* dqkv, const T* dout, const T* out,
+                        const T* qkv, const float* lse, const DropoutKey& key, int layer, int C, int NH, cudaStream_t s) {
+    if constexpr (std::is_same_v<T, kernels::bf16>) {
+        if (acts.attention_kernels == AttentionKernels::fused)
+            return kernels::flash_attention_backward(dqkv, acts.attention_D.data(), dout, out, qkv, lse, key, layer, acts.B,
+                                                     acts.Tn, C, NH, s);
+#if defined(LNFREE_CUDNN)
+        if (acts.attention_kernels == AttentionKernels::cudnn)
+            return kernels::cudnn_attention_backward(dqkv, dout, out, qkv, lse, key.p, cudnn_dropout_seed(key, layer), 0,
+                                                     acts.B, acts.Tn, C, NH, s);
+#endif
+    }
+    kernels::attention_backward(mm, acts.attention, dqkv, dout, out, qkv, lse, key, layer, acts.B, acts.Tn, C, NH, s);
+}
 
 // Forward (and, unless mb.backward is false, backward into model.grads) of one micro-batch whose tokens are idx,
 // targets (B*T, host). Losses stay on the device (acts.ce, acts.aux, acts.losses, acts.stats).
@@ -162,17 +242,29 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
     const DropoutKey& key = mb.dropout;
     const int ignore = mb.ignore_eot ? mb.eot : -1;
 
-    // the batch, and what the host knows of it: counted targets, positions grouped by token
-    device::to_device(acts.idx.data(), idx, N * sizeof(int));
-    device::to_device(acts.targets.data(), targets, N * sizeof(int));
-    std::vector<int> counted(N);
+    // the batch, and what the host knows of it (counted targets, positions grouped by token), staged in page-locked
+    // memory and copied asynchronously: the host does not wait for the GPU here
+    auto& up = acts.uploads[acts.next_upload];
+    acts.next_upload ^= 1;
+    up.copied.synchronize();  // this slot's previous copies have landed
+    int* staged = up.ints.data();
+    int *h_idx = staged, *h_targets = staged + N, *h_counted = staged + 2 * N;
+    std::copy(idx, idx + N, h_idx);
+    std::copy(targets, targets + N, h_targets);
     int count = 0;
-    for (int i = 0; i < N; i++) count += counted[i] = targets[i] >= 0 && targets[i] != ignore;
-    device::to_device(acts.ce_mask.data(), counted.data(), N * sizeof(int));
+    for (int i = 0; i < N; i++) count += h_counted[i] = targets[i] >= 0 && targets[i] != ignore;
     const kernels::EncoderBuckets buckets = kernels::build_encoder_buckets(idx, N);
-    device::to_device(acts.bucket_token.data(), buckets.token.data(), buckets.token.size() * sizeof(int));
-    device::to_device(acts.bucket_start.data(), buckets.start.data(), buckets.start.size() * sizeof(int));
-    device::to_device(acts.bucket_positions.data(), buckets.positions.data(), buckets.positions.size() * sizeof(int));
+    int *h_token = staged + 3 * N, *h_start = h_token + buckets.token.size(), *h_positions = h_start + buckets.start.size();
+    std::copy(buckets.token.begin(), buckets.token.end(), h_token);
+    std::copy(buckets.start.begin(), buckets.start.end(), h_start);
+    std::copy(buckets.positions.begin(), buckets.positions.end(), h_positions);
+    device::to_device_async(acts.idx.data(), h_idx, N * sizeof(int), s);
+    device::to_device_async(acts.targets.data(), h_targets, N * sizeof(int), s);
+    device::to_device_async(acts.ce_mask.data(), h_counted, N * sizeof(int), s);
+    device::to_device_async(acts.bucket_token.data(), h_token, buckets.token.size() * sizeof(int), s);
+    device::to_device_async(acts.bucket_start.data(), h_start, buckets.start.size() * sizeof(int), s);
+    device::to_device_async(acts.bucket_positions.data(), h_positions, buckets.positions.size() * sizeof(int), s);
+    up.copied.record(s);
 
     // one LayerNorm module's statistic and estimator calls; writes used[k] per call. Training in a data-parallel run
     // gathers every process's statistic and applies them in global micro-batch order (kernels/sigma.cuh).
@@ -213,7 +305,7 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
         T* qkvb = model.p(QKVB, l, 3 * C);
         k::matmul_forward(mm, a.qkv.data(), 3 * C, (T*)nullptr, a.ln1_qk.data(), qkvw, qkvb, N, C, 2 * C, s);
         k::matmul_forward(mm, a.qkv.data() + 2 * C, 3 * C, (T*)nullptr, xv, qkvw + 2 * CC, qkvb + 2 * C, N, C, C, s);
-        k::attention_forward(mm, acts.attention, a.atty.data(), a.lse.data(), a.qkv.data(), key, l, B, Tn, C, NH, s);
+        attention_forward(mm, acts, a.atty.data(), a.lse.data(), a.qkv.data(), key, l, C, NH, s);
         k::matmul_forward(mm, acts.branch.data(), C, (T*)nullptr, a.atty.data(), model.p(ATTPROJW, l, CC),
                           model.p(ATTPROJB, l, C), N, C, C, s);
         device::copy(a.resid_mid.data(), a.resid.data(), NC * sizeof(float), s);
@@ -272,8 +364,8 @@ void gpt2_device_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels:
         k::matmul_backward_input(mm, acts.datty.data(), acts.dbranch.data(), C, model.p(ATTPROJW, l, CC), N, C, C, false, s);
         k::matmul_backward_weight(mm, model.g(ATTPROJW, l, CC), acts.dbranch.data(), C, a.atty.data(), N, C, C, s);
         k::bias_backward(model.g(ATTPROJB, l, C), acts.bias_scratch.data(), acts.dbranch.data(), C, N, C, s);
-        k::attention_backward(mm, acts.attention, acts.dqkv.data(), acts.datty.data(), a.atty.data(), a.qkv.data(), a.lse.data(),
-                              key, l, B, Tn, C, NH, s);
+        attention_backward(mm, acts, acts.dqkv.data(), acts.datty.data(), a.atty.data(), a.qkv.data(), a.lse.data(), key, l,
+                           C, NH, s);
         T* qkvw = model.p(QKVW, l, 3 * CC);
         float* dqkvw = model.g(QKVW, l, 3 * CC);
         k::bias_backward(model.g(QKVB, l, 3 * C), acts.bias_scratch.data(), acts.dqkv.data(), 3 * C, N, 3 * C, s);

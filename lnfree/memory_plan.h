@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 
+#include "lnfree/attention_kernels.h"
 #include "lnfree/model.h"
 #include "lnfree/process_group.h"
 
@@ -24,7 +25,8 @@ struct MemoryPlan {
 };
 
 // compute_bytes: 2 for bf16 activations and weight copy, 4 for the float32 build
-inline MemoryPlan memory_plan(const GPT2Config& c, int T, size_t compute_bytes, int processes = 1) {
+inline MemoryPlan memory_plan(const GPT2Config& c, int T, size_t compute_bytes, int processes = 1,
+                              AttentionKernels attention_kernels = AttentionKernels::fused) {
     size_t n = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += param_numel(c, i);
     const size_t P = padded_length(n, processes), shard = P / processes;
@@ -37,9 +39,12 @@ inline MemoryPlan memory_plan(const GPT2Config& c, int T, size_t compute_bytes, 
     const size_t per_layer_token = 2 * 4 * C + (1 + 1 + 3 + 1 + 1 + 4) * C * X + 12 * 4 + NH * 4;
     // final: resid, dx (float); lnf, logits, and the shared scratch (branch, fch_gelu, dnorm, dbranch, dfch, datty, dqkv)
     const size_t final_token = 2 * 4 * C + C * X + Vp * X + (1 + 4 + 1 + 1 + 4 + 1 + 3) * C * X + 16 * 4;
-    // the attention's scratch (kernels/attention.cuh): the scores and the probabilities in X, and D
+    // the attention's scratch: the fused kernels' D; the product-based kernels' scores and probabilities in X
+    // (kernels/attention.cuh); cuDNN's deterministic backward's workspace, dP in bf16 (kernels/cudnn_attention.cpp)
     const size_t scores_ld = (t + 7) / 8 * 8;
-    const size_t attention = NH * t * (scores_ld * 2 * X + 4);
+    const size_t attention = attention_kernels == AttentionKernels::products ? NH * t * (scores_ld * 2 * X + 4)
+                             : attention_kernels == AttentionKernels::cudnn  ? NH * t * t * 2
+                                                                             : NH * t * 4;
     m.activations_per_sequence = t * (L * per_layer_token + final_token) + attention;
     // the CUDA context, cuBLASLt's kernels and workspace, reduction scratch: an H100 measured 0.5 GB (small) to
     // 1.2 GB (XL) above the rest of this plan (nvidia-smi's peak, dev/gpu_check.sh)

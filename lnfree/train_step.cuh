@@ -71,7 +71,8 @@ TrainStepResult gpt2_device_train_step(DeviceGPT2<T>& model, DeviceActivations<T
     const SigmaEstimator estimator{r.momentum_ln1, r.momentum_ln2, r.momentum_lnf, r.ln1_calls};
     std::vector<int> idx(acts.N), targets(acts.N);
     device::zero(model.grads.data(), model.padded * sizeof(float), s);
-    std::vector<double> losses(2 * local);  // (ce, aux) of this process's micro-batches
+    // (ce, aux) of this process's micro-batches, gathered on the device and read once, after the last one
+    if (acts.step_losses.size() < 2 * (size_t)local) acts.step_losses = device::Buffer<float>(2 * (size_t)local);
     for (int micro = 0; micro < local; micro++) {
         const int global = micro * P + group.rank();
         next_batch(step, global, idx.data(), targets.data());
@@ -84,9 +85,11 @@ TrainStepResult gpt2_device_train_step(DeviceGPT2<T>& model, DeviceActivations<T
         mb.estimator = &estimator;
         mb.group = &group;
         gpt2_device_step(model, acts, mm, paths, idx.data(), targets.data(), mb, s);
-        losses[2 * micro] = acts.ce.to_host()[0];
-        losses[2 * micro + 1] = acts.aux.to_host()[0];
+        device::copy(acts.step_losses.data() + 2 * micro, acts.ce.data(), sizeof(float), s);
+        device::copy(acts.step_losses.data() + 2 * micro + 1, acts.aux.data(), sizeof(float), s);
     }
+    const std::vector<float> device_losses = acts.step_losses.to_host();
+    const std::vector<double> losses(device_losses.begin(), device_losses.begin() + 2 * local);
     std::vector<double> all(losses.size() * P);  // rank p's micro m at [p * local + m]: global micro m * P + p
     group.all_gather_host(losses.data(), losses.size(), all.data());
     for (int g = 0; g < r.grad_accum; g++) {

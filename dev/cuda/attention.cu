@@ -1,11 +1,15 @@
-// Kernel lab: the attention of kernels/attention.cuh (tensor-core products through cuBLASLt with the softmax, mask
-// and dropout in row kernels between them; the backward recomputes the scores), with attention-probability dropout
-// p = 0.1 as in the recipe, against a naive forward on the fp32 CUDA cores (thread per query row, online softmax,
-// K and V read from global memory). Run: build/cuda_lab/attention [--B 18 --T 1024 --C 1600 --NH 25].
-// FLOPs are the products as executed, over the full T x T square: forward 2 products, backward 5, each
-// 2 B NH T^2 hd. MB are the bytes as the launches read and write them (scores and probabilities in bf16).
+// Kernel lab: the two attentions, with attention-probability dropout p = 0.1 as in the recipe: the fused one of
+// kernels/flash_attention.cuh (FlashAttention-2 style on mma.sync, no T x T matrix in memory) and the product-based
+// one of kernels/attention.cuh (tensor-core products through cuBLASLt with the softmax, mask and dropout in row
+// kernels between them; the backward recomputes the scores), against a naive forward on the fp32 CUDA cores (thread
+// per query row, online softmax, K and V read from global memory). Run: build/cuda_lab/attention [--B 18 --T 1024
+// --C 1600 --NH 25]. FLOPs are the products as executed: the product-based kernels run the full T x T square
+// (forward 2 products, backward 5, each 2 B NH T^2 hd), the fused ones the causal half (forward 2 halves, backward
+// 4 in the dk/dv kernel and 3 in the dq kernel). MB are the bytes as the launches read and write them, counting each
+// input once for the fused kernels (their re-reads of k and v come from L2).
 #include "dev/cuda/lab_common.cuh"
 #include "kernels/attention.cuh"
+#include "kernels/flash_attention.cuh"
 #include "lnfree/reference/attention.h"
 
 namespace k = lnfree::kernels;
@@ -80,11 +84,19 @@ void check_all(lab::Lab& lab) {
     k::MatmulContext mm;
     k::AttentionScratch<bf16> scratch(B, Tn, NH);
     k::attention_forward(mm, scratch, out.data(), lse.data(), qkv_d.data(), kKey, kLayer, B, Tn, C, NH, lab.stream);
-    lab.check("production forward: out", lab::to_floats(out.to_host()), out_ref, 1e-2);
-    lab.check("production forward: lse vs naive forward's (scores in bf16)", lse.to_host(), lse_naive, 1e-3);
+    lab.check("product-based forward: out", lab::to_floats(out.to_host()), out_ref, 1e-2);
+    lab.check("product-based forward: lse vs naive forward's (scores in bf16)", lse.to_host(), lse_naive, 1e-3);
     k::attention_backward(mm, scratch, dqkv.data(), dout_d.data(), out.data(), qkv_d.data(), lse.data(), kKey, kLayer, B, Tn,
                           C, NH, lab.stream);
-    lab.check("production backward: dqkv", lab::to_floats(dqkv.to_host()), dqkv_ref, 1e-2);
+    lab.check("product-based backward: dqkv", lab::to_floats(dqkv.to_host()), dqkv_ref, 1e-2);
+    if (!k::flash_attention_supports(C / NH)) return;
+    Buffer<float> D(nrows);
+    k::flash_attention_forward(out.data(), lse.data(), qkv_d.data(), kKey, kLayer, B, Tn, C, NH, lab.stream);
+    lab.check("fused forward: out", lab::to_floats(out.to_host()), out_ref, 1e-2);
+    lab.check("fused forward: lse vs naive forward's", lse.to_host(), lse_naive, 1e-3);
+    k::flash_attention_backward(dqkv.data(), D.data(), dout_d.data(), out.data(), qkv_d.data(), lse.data(), kKey, kLayer, B,
+                                Tn, C, NH, lab.stream);
+    lab.check("fused backward: dqkv", lab::to_floats(dqkv.to_host()), dqkv_ref, 1e-2);
 }
 
 // ---- timing at the full shape -------------------------------------------------------------------------------
@@ -139,6 +151,29 @@ void bench_all(lab::Lab& lab) {
     }, backward);
     std::printf("  (forward %.3g FLOP executed, half of it above the diagonal and discarded; backward %.3g)\n",
                 2 * product, 5 * product);
+
+    if (!k::flash_attention_supports(hd)) return;
+    Buffer<float> D((size_t)R);
+    k::flash_attention_forward(out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
+    lab.bench("flash_attention_forward (fused)", [&] {
+        k::flash_attention_forward(out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
+    }, lab::Cost{8 * NC + 4 * R, product, false});
+    lab.bench("flash_attention_forward, dropout off (p = 0)", [&] {
+        k::flash_attention_forward(out.data(), lse.data(), qkv.data(), no_dropout, kLayer, B, Tn, C, NH, s);
+    }, lab::Cost{8 * NC + 4 * R, product, false});
+    k::flash_attention_forward(out.data(), lse.data(), qkv.data(), kKey, kLayer, B, Tn, C, NH, s);
+    const lab::Cost fused_backward{6 * NC + 4 * NC + 6 * NC + 12 * R, 3.5 * product, false};
+    lab.bench("flash_attention_backward (rowdot + dk/dv + dq kernels)", [&] {
+        k::flash_attention_backward(dqkv.data(), D.data(), dout.data(), out.data(), qkv.data(), lse.data(), kKey, kLayer, B, Tn,
+                                    C, NH, s);
+    }, fused_backward);
+    lab.bench("flash_attention_backward, dropout off (p = 0)", [&] {
+        k::flash_attention_backward(dqkv.data(), D.data(), dout.data(), out.data(), qkv.data(), lse.data(), no_dropout, kLayer,
+                                    B, Tn, C, NH, s);
+    }, fused_backward);
+    std::printf("  (fused: forward %.3g FLOP executed, backward %.3g; FlashAttention-2's published H100 rate for causal "
+                "head size 64 at T 1024, about 192 TFLOP/s forward + backward, would take %.2f ms per layer)\n",
+                product, 3.5 * product, (product * 3.5) / 192e12 * 1e3);
 }
 
 int main(int argc, char** argv) {

@@ -22,6 +22,7 @@
 
 #include "kernels/common.cuh"
 #include "kernels/device.cuh"
+#include "lnfree/gpu_peaks.h"
 #include "test/kernels/host_data.h"
 
 namespace lab {
@@ -105,23 +106,6 @@ inline Options parse_options(int argc, char** argv, const char* title) {
 
 // ---- the GPU and its rooflines ------------------------------------------------------------------------------
 
-// Dense bf16 tensor-core and fp32 (non-tensor) peaks at boost clock, from NVIDIA's datasheets. Matched by compute
-// capability, SM count and, where one SM count has two parts, a substring of the name. Sustained clocks under load
-// can be lower (power limit), so these are upper bounds.
-struct PeakEntry {
-    int major, minor, sms;
-    const char* name_has;
-    double bf16_tflops, fp32_tflops;
-    const char* source;
-};
-inline constexpr PeakEntry kPeaks[] = {
-    {8, 0, 108, "", 312.0, 19.5, "A100 SXM/PCIe datasheet: 312 bf16 dense, 19.5 fp32"},
-    {8, 0, 56, "", 165.0, 10.3, "A30 datasheet: 165 bf16 dense, 10.3 fp32"},
-    {9, 0, 132, "NVL", 835.0, 60.0, "H100 NVL / H200 NVL datasheet: 835 bf16 dense, 60 fp32"},
-    {9, 0, 132, "", 989.0, 67.0, "H100 SXM5 / H200 SXM datasheet: 989 bf16 dense, 67 fp32"},
-    {9, 0, 114, "", 756.0, 51.0, "H100 PCIe datasheet: 756 bf16 dense, 51 fp32"},
-};
-
 struct Gpu {
     std::string name;
     int major = 0, minor = 0, sms = 0, l2_bytes = 0;
@@ -149,13 +133,11 @@ inline Gpu query_gpu() {
     check(cudaDeviceGetAttribute(&v, cudaDevAttrGlobalMemoryBusWidth, dev), "cudaDeviceGetAttribute");  // bits
     g.bus_bits = v;
     g.peak_gbs = 2.0 * g.mem_clock_mhz * 1e6 * (g.bus_bits / 8.0) / 1e9;
-    for (const PeakEntry& e : kPeaks)
-        if (e.major == g.major && e.minor == g.minor && e.sms == g.sms && g.name.find(e.name_has) != std::string::npos) {
-            g.peak_bf16_tflops = e.bf16_tflops;
-            g.peak_fp32_tflops = e.fp32_tflops;
-            g.peak_source = e.source;
-            break;
-        }
+    if (const lnfree::PeakEntry* e = lnfree::find_peak(g.major, g.minor, g.sms, g.name)) {  // lnfree/gpu_peaks.h
+        g.peak_bf16_tflops = e->bf16_tflops;
+        g.peak_fp32_tflops = e->fp32_tflops;
+        g.peak_source = e->source;
+    }
     return g;
 }
 #endif

@@ -284,13 +284,19 @@ struct LaunchDesc {
 inline std::string kernel_name(const void* fn);
 
 enum class Wait : std::uint8_t { ready, barrier, warp, done };
-enum class WarpOp : std::uint8_t { syncwarp, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+// The matrix operations (cuda_host_mma.h) come last: is_matrix_op relies on it.
+enum class WarpOp : std::uint8_t {
+    syncwarp, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all,
+    mma_16816, ldmatrix_x2, ldmatrix_x2_trans, ldmatrix_x4, ldmatrix_x4_trans
+};
 
 inline const char* warp_op_name(WarpOp op) {
     static const char* const names[] = {"__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync",
-                                        "__shfl_xor_sync", "__ballot_sync", "__any_sync", "__all_sync"};
+                                        "__shfl_xor_sync", "__ballot_sync", "__any_sync", "__all_sync",
+                                        "mma_16816", "ldmatrix_x2", "ldmatrix_x2_trans", "ldmatrix_x4", "ldmatrix_x4_trans"};
     return names[static_cast<int>(op)];
 }
+inline bool is_matrix_op(WarpOp op) { return op >= WarpOp::mma_16816; }
 
 struct Fiber {
     void* sp = nullptr;
@@ -305,6 +311,7 @@ struct Fiber {
     unsigned mask = 0;
     int b = 0, width = 32;
     std::uint64_t value = 0, result = 0;
+    void* operands = nullptr;  // matrix operations: the lane's operand and result block, on its own stack
 };
 
 inline bool same_site(const std::source_location& a, const std::source_location& b) {
@@ -436,6 +443,8 @@ struct Worker {
     void run_launch(LaunchDesc& L);
     void run_block(LaunchDesc& L, std::uint64_t b);
     bool settle_warps();
+    void settle_matrix_op(unsigned base);  // cuda_host_mma.h
+    bool in_shared(const void* p, std::size_t n) const;
     bool settle_barrier();
 };
 
@@ -551,6 +560,7 @@ inline void Worker::run_block(LaunchDesc& L, std::uint64_t b) {
 //   segmask = (32 - width), maxLane = (lane & segmask) | (clamp & ~segmask), minLane = lane & segmask
 //   up: j = lane - b, ok if j >= maxLane;  down: j = lane + b;  bfly: j = lane ^ b;  idx: j = minLane | (b & ~segmask)
 //   (down, bfly, idx: ok if j <= maxLane); a lane whose j is not ok reads its own value.
+// The matrix operations (mma, ldmatrix) need the whole warp's operands at once: settle_matrix_op computes them.
 inline bool Worker::settle_warps() {
     bool released = false;
     for (unsigned base = 0; base < nthreads; base += 32) {
@@ -575,6 +585,11 @@ inline bool Worker::settle_warps() {
                 fail("divergent warp operation: lanes " + lanes_str(match) + " of warp " + std::to_string(base / 32) +
                      " wait at " + warp_op_name(a.op) + " but lanes " + lanes_str(exited) + " of its mask exited");
             if (match != m) continue;  // not all there yet; a deadlock if nothing else moves
+            released = true;
+            if (is_matrix_op(a.op)) {
+                settle_matrix_op(base);
+                continue;
+            }
             std::uint32_t votes = 0;
             for (unsigned j = 0; j < n; ++j)
                 if (((m >> j) & 1) && lane(j).value) votes |= 1u << j;
@@ -610,7 +625,6 @@ inline bool Worker::settle_warps() {
                 }
                 f.wait = Wait::ready;
             }
-            released = true;
         }
     }
     return released;
@@ -1018,3 +1032,5 @@ inline void __threadfence_block() { std::atomic_signal_fence(std::memory_order_s
 
 // Atomics, cache-hinted loads and stores, math and bit intrinsics, CUDA's min/max.
 #include "kernels/emulation/cuda_host_intrinsics.h"
+// The tensor-core warp operations mma.sync and ldmatrix (wrapped for kernels by kernels/mma.cuh).
+#include "kernels/emulation/cuda_host_mma.h"

@@ -6,6 +6,7 @@
 #include "kernels/classifier.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/encoder.cuh"
+#include "kernels/flash_attention.cuh"
 #include "kernels/layernorm.cuh"
 #include "kernels/matmul.cuh"
 #include "kernels/sigma.cuh"
@@ -42,6 +43,16 @@ void instantiate_all(MatmulContext& ctx) {
     matmul_backward_input<T>(ctx, t, t, 1, t, 1, 1, 1, false, nullptr);
     matmul_backward_weight<T>(ctx, f, t, 1, t, 1, 1, 1, nullptr);
     bias_backward<T>(f, f, t, 1, 1, 1, nullptr);
+}
+
+// the fused attention is bf16 only; one instance per padded head size
+void instantiate_flash_attention() {
+    bf16* t = nullptr;
+    float* f = nullptr;
+    for (int hd : {16, 32, 64}) {
+        flash_attention_forward(t, f, t, DropoutKey{}, 0, 1, 1, hd, 1, nullptr);
+        flash_attention_backward(t, f, t, t, t, f, DropoutKey{}, 0, 1, 1, hd, 1, nullptr);
+    }
 }
 
 template void instantiate_all<float>(MatmulContext&);
