@@ -114,17 +114,45 @@ __device__ inline void flash_store_row(bf16* row, const MmaC (&acc)[HDP / 8], in
         }
 }
 
-// The dropout factors of elements e and e + 1 of the probabilities, from as few Philox calls as their counter
-// allows (one when both fall in the same group of four words).
-__device__ inline void flash_dropout_pair(const DropoutKey& key, uint32_t layer, uint64_t e, float& first, float& second) {
-    if (key.p == 0.0f) { first = second = 1.0f; return; }
-    const float keep = 1.0f / (1.0f - key.p);
-    const Philox4x32 r = philox4x32_10((uint32_t)(e >> 2), (layer << 4) | DROPOUT_ATTENTION_PROBS, key.micro_step, key.step,
-                                       (uint32_t)key.seed, (uint32_t)(key.seed >> 32));
-    const int w = (int)(e & 3);
-    auto factor = [&](uint32_t word) { return (float)(word >> 8) * (1.0f / 16777216.0f) >= key.p ? keep : 0.0f; };
-    first = factor(r.word[w]);
-    second = w < 3 ? factor(r.word[w + 1]) : dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, e + 1);
+// Which of a lane's elements (rows[i], k0 + 8n + 2t + e) of one step survive dropout: bit 2n + e of keep[i].
+// Element x of the probabilities uses word x & 3 of the Philox call at counter x >> 2. With T a multiple of 4 a lane
+// and its neighbour t ^ 1 need the two halves of the same call for each tile, so each computes every other tile's
+// call and hands the neighbour its two bits: all four words of a call are used. Otherwise (T not a multiple of 4:
+// the tests' shapes) every pair draws its own one or two calls.
+__device__ inline void flash_dropout_step(const DropoutKey& key, uint32_t layer, const uint64_t (&row_first)[2], int k0,
+                                          int Tn, uint32_t (&keep)[2]) {
+    const int t = threadIdx.x % 4;
+    const uint32_t site = (layer << 4) | DROPOUT_ATTENTION_PROBS;
+    const auto kept = [&](uint32_t word) { return (float)(word >> 8) * (1.0f / 16777216.0f) >= key.p ? 1u : 0u; };
+    const auto call = [&](uint64_t x) {
+        return philox4x32_10((uint32_t)(x >> 2), site, key.micro_step, key.step, (uint32_t)key.seed, (uint32_t)(key.seed >> 32));
+    };
+    #pragma unroll
+    for (int i = 0; i < 2; i++) {
+        keep[i] = 0;
+        if (Tn % 4 == 0) {
+            #pragma unroll
+            for (int n = 0; n < kFlashCols / 8; n += 2) {
+                const int mine = n + (t & 1), theirs = n + 1 - (t & 1);  // the tile whose call this lane draws
+                const uint64_t x = row_first[i] + k0 + 8 * mine + 2 * t;  // x & 3 is 0 (t even) or 2 (t odd)
+                const Philox4x32 r = call(x);
+                const int w = (int)(x & 3);
+                const uint32_t own = kept(r.word[w]) | kept(r.word[w + 1]) << 1;
+                const uint32_t for_neighbour = kept(r.word[w ^ 2]) | kept(r.word[(w ^ 2) + 1]) << 1;
+                const uint32_t from_neighbour = __shfl_xor_sync(0xffffffffu, for_neighbour, 1);
+                keep[i] |= own << 2 * mine | from_neighbour << 2 * theirs;
+            }
+        } else {
+            #pragma unroll
+            for (int n = 0; n < kFlashCols / 8; n++) {
+                const uint64_t x = row_first[i] + k0 + 8 * n + 2 * t;
+                const Philox4x32 r = call(x);
+                const int w = (int)(x & 3);
+                const uint32_t second = w < 3 ? kept(r.word[w + 1]) : kept(call(x + 1).word[0]);
+                keep[i] |= (kept(r.word[w]) | second << 1) << 2 * n;
+            }
+        }
+    }
 }
 __device__ inline float flash_dropout(const DropoutKey& key, uint32_t layer, uint64_t e) {
     return dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, e);
@@ -155,6 +183,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_forward_kernel(
     MmaA q[HDP / 16];
     flash_fragments_a<HDP, LD>(q, q_tile, warp * 16);
     const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    const uint64_t row_first[2] = {((uint64_t)bh * Tn + row[0]) * Tn, ((uint64_t)bh * Tn + row[1]) * Tn};  // dropout
+    const float keep_scale = key.p > 0.0f ? 1.0f / (1.0f - key.p) : 1.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     MmaC o[HDP / 8] = {};
     const int last = (min(q0 + kFlashRows, Tn) - 1) / kFlashCols;  // the diagonal's key tile
@@ -186,17 +216,16 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_forward_kernel(
             for (int n = 0; n < HDP / 8; n++) { o[n].r[2 * i] *= rescale; o[n].r[2 * i + 1] *= rescale; }
             m[i] = mx[i];
         }
+        uint32_t keep[2] = {~0u, ~0u};
+        if (key.p > 0.0f) flash_dropout_step(key, layer, row_first, k0, Tn, keep);
         #pragma unroll
         for (int n = 0; n < kFlashCols / 8; n++)
             #pragma unroll
             for (int i = 0; i < 2; i++) {
-                const int col = k0 + n * 8 + 2 * t;
                 const float p0 = expf(s[n].r[2 * i] - mx[i]), p1 = expf(s[n].r[2 * i + 1] - mx[i]);
                 sum[i] += p0 + p1;
-                float z0, z1;
-                flash_dropout_pair(key, layer, ((uint64_t)bh * Tn + row[i]) * Tn + col, z0, z1);
-                s[n].r[2 * i] = p0 * z0;
-                s[n].r[2 * i + 1] = p1 * z1;
+                s[n].r[2 * i] = keep[i] >> 2 * n & 1u ? p0 * keep_scale : 0.0f;
+                s[n].r[2 * i + 1] = keep[i] >> (2 * n + 1) & 1u ? p1 * keep_scale : 0.0f;
             }
         #pragma unroll
         for (int i = 0; i < 2; i++) l[i] += flash_row_sum(sum[i]);
@@ -296,6 +325,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_q_kern
     flash_fragments_a<HDP, LD>(qf, q_tile, warp * 16);
     flash_fragments_a<HDP, LD>(dof, do_tile, warp * 16);
     const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    const uint64_t row_first[2] = {((uint64_t)bh * Tn + row[0]) * Tn, ((uint64_t)bh * Tn + row[1]) * Tn};  // dropout
+    const float keep_scale = key.p > 0.0f ? 1.0f / (1.0f - key.p) : 1.0f;
     float row_lse[2], row_d[2];
     #pragma unroll
     for (int i = 0; i < 2; i++) {
@@ -313,13 +344,14 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_q_kern
         MmaC s[kFlashCols / 8] = {}, dp[kFlashCols / 8] = {};
         flash_products<HDP, LD>(s, qf, k_tile);
         flash_products<HDP, LD>(dp, dof, v_tile);
+        uint32_t keep[2] = {~0u, ~0u};
+        if (key.p > 0.0f) flash_dropout_step(key, layer, row_first, k0, Tn, keep);
         #pragma unroll
         for (int n = 0; n < kFlashCols / 8; n++)
             #pragma unroll
             for (int i = 0; i < 2; i++) {
                 const int col = k0 + n * 8 + 2 * t;
-                float z[2];
-                flash_dropout_pair(key, layer, ((uint64_t)bh * Tn + row[i]) * Tn + col, z[0], z[1]);
+                const float z[2] = {keep[i] >> 2 * n & 1u ? keep_scale : 0.0f, keep[i] >> (2 * n + 1) & 1u ? keep_scale : 0.0f};
                 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const bool visible = col + e <= row[i] && row[i] < Tn;
