@@ -43,6 +43,10 @@ EOF
 for f in train_gpt2_lnfree build/test_kernels_gpu; do
     [ -x "$f" ] || { echo "gpu_check.sh: $f is not built; run: make train test-gpu-build cuda-lab" >&2; exit 2; }
 done
+# the trainer links OpenMPI: a machine without its runtime gets the .debs unpacked first (apt-get download
+# libopenmpi3 and what `apt-cache depends libopenmpi3` lists, then dpkg -x each into /, and ldconfig)
+missing=$(ldd ./train_gpt2_lnfree | grep 'not found' | tr -s ' \t\n' ' ')
+[ -z "$missing" ] || { echo "gpu_check.sh: train_gpt2_lnfree's libraries are missing here:$missing" >&2; exit 2; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
 # 1. correctness on the GPU
