@@ -139,19 +139,6 @@ GPT2Config known_shape(const std::string& name) {
     return {};
 }
 
-// "" when each of `processes` runs a whole number of the recipe's micro-batches, else the error line.
-std::string split_error(const Recipe& r, int processes) {
-    if (r.grad_accum % processes == 0) return "";
-    const int total = r.micro_batch * r.grad_accum;
-    std::string fits;
-    for (int b = r.micro_batch; b >= 1 && fits.size() < 24; b--)
-        if (total % (b * processes) == 0) fits += (fits.empty() ? "" : ", ") + std::to_string(b);
-    const std::string head = "--total-batch " + std::to_string(total) + " is not a multiple of --micro-batch " +
-                             std::to_string(r.micro_batch) + " x " + std::to_string(processes) + " processes; ";
-    if (fits.empty()) return head + "use a --total-batch that is a multiple of " + std::to_string(processes);
-    return head + "micro-batches that divide it: " + fits;
-}
-
 Recipe resolve_recipe(const Options& o, int L) {
     Recipe r;
     static const std::vector<std::string> sizes = {"small", "medium", "large", "xl"};
@@ -198,10 +185,7 @@ void print_plan(const GPT2Config& c, const Recipe& r, const Options& o, int proc
     else
         std::printf("processes  %d: %s\n", processes, split.c_str());
     // the GPU build: bf16 activations and weight copy, and the fused attention unless asked otherwise
-    const AttentionKernels attention = o.attention == "cudnn" ? AttentionKernels::cudnn
-                                       : o.attention == "products" || c.C / c.NH > kernels::kFlashMaxHead
-                                           ? AttentionKernels::products
-                                           : AttentionKernels::fused;
+    const AttentionKernels attention = choose_attention_kernels(o.attention, kernels::flash_attention_supports(c.C / c.NH));
     std::printf("attention  (GPU) %s\n",
                 attention == AttentionKernels::fused   ? "fused (kernels/flash_attention.cuh): no T x T scores in memory"
                 : attention == AttentionKernels::cudnn ? "cudnn: a T x T workspace for its backward"
@@ -331,10 +315,7 @@ int run(const Options& o, ProcessGroup& group) {
                     (sizeof(floatX) == 4 ? std::string("the float32 build") : "head size " + std::to_string(c.C / c.NH)));
     if (o.attention == "cudnn" && !can_use_cudnn_attention<floatX>())
         throw Error("--attention cudnn needs the GPU build made with cuDNN: make train USE_CUDNN=1");
-    const AttentionKernels attention = o.attention == "cudnn"                  ? AttentionKernels::cudnn
-                                       : o.attention == "products" || !fusable ? AttentionKernels::products
-                                                                               : AttentionKernels::fused;
-    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len, P, attention);
+    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len, P, choose_attention_kernels(o.attention, fusable));
     kernels::MatmulContext mm;
     out.line("memory     this process: %.1f MB of device buffers; optimizer state %zu bytes (master weights and moments "
              "of parameters %zu..%zu of %zu)\n", device::buffer_bytes() / 1e6, model.optimizer_state_bytes(),
@@ -396,9 +377,10 @@ int run(const Options& o, ProcessGroup& group) {
         std::string marks, utilisation;
         for (const std::string& sw : switched) marks += " " + sw;
         if (peak > 0) {
-            line["mfu"] = mfu(tokens_per_step / seconds);
+            const double utilised = mfu(tokens_per_step / seconds);
+            line["mfu"] = utilised;
             char text[32];
-            std::snprintf(text, sizeof text, "  mfu %.1f%%", 100 * mfu(tokens_per_step / seconds));
+            std::snprintf(text, sizeof text, "  mfu %.1f%%", 100 * utilised);
             utilisation = text;
         }
         log_line(line);
@@ -421,20 +403,17 @@ int run(const Options& o, ProcessGroup& group) {
     // 5. export and summary (the master weights gathered from every process; rank 0 writes)
     const SigmaState sigma = model.get_sigma();
     const int remaining = state.paths.real_paths_remaining();
+    const ParameterSet<float> weights = o.no_save ? ParameterSet<float>() : master_to_host(model, group);  // collective
+    if (!out.on) return 0;
     if (o.no_save) {
         out.line("export     none (--no-save)\n");
+    } else if (remaining == 0) {
+        export_lnfree(o.out + "/export", weights, sigma.sigma, hf_dir ? source.path : "");
+        out.line("export     %s/export/hf and %s/export/transformer_lens (LN-free)\n", o.out.c_str(), o.out.c_str());
     } else {
-        const ParameterSet<float> weights = master_to_host(model, group);
-        if (!out.on) return 0;
-        if (remaining == 0) {
-            export_lnfree(o.out + "/export", weights, sigma.sigma, hf_dir ? source.path : "");
-            out.line("export     %s/export/hf and %s/export/transformer_lens (LN-free)\n", o.out.c_str(), o.out.c_str());
-        } else {
-            export_hf_with_layernorm(o.out + "/export/hf", weights, hf_dir ? source.path : "");
-            out.line("export     %s/export/hf (LayerNorm kept: %d real paths)\n", o.out.c_str(), remaining);
-        }
+        export_hf_with_layernorm(o.out + "/export/hf", weights, hf_dir ? source.path : "");
+        out.line("export     %s/export/hf (LayerNorm kept: %d real paths)\n", o.out.c_str(), remaining);
     }
-    if (!out.on) return 0;
     const double wall = std::chrono::duration<double>(clock::now() - started).count();
     const double train_seconds = std::chrono::duration<double>(clock::now() - train_started).count();
     nlohmann::json sigma_by_site;

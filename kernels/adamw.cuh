@@ -20,13 +20,16 @@ static __global__ void sum_squares_partial_kernel(float* partial, const float* g
     if (threadIdx.x == 0) partial[blockIdx.x] = sum;
 }
 
-// norm = sqrt(sum of the partials, in order)
+// The partials added in order, in double (deterministic).
+__device__ inline double sum_of_partials(const float* partial, int count) {
+    double sum = 0.0;
+    for (int i = 0; i < count; i++) sum += partial[i];
+    return sum;
+}
+
+// norm = sqrt(sum of the partials)
 static __global__ void norm_from_partials_kernel(float* norm, const float* partial, int count) {
-    if (threadIdx.x == 0 && blockIdx.x == 0) {
-        double sum = 0.0;
-        for (int i = 0; i < count; i++) sum += partial[i];
-        *norm = (float)sqrt(sum);
-    }
+    if (threadIdx.x == 0 && blockIdx.x == 0) *norm = (float)sqrt(sum_of_partials(partial, count));
 }
 
 // scratch: kNormBlocks floats
@@ -39,11 +42,7 @@ inline void global_norm(float* norm, float* scratch, const float* g, size_t n, c
 // (in double, as global_norm does), the processes add their sums, and the norm is the root of the total. For one
 // process this is global_norm, bit for bit.
 static __global__ void sum_from_partials_kernel(double* sum, const float* partial, int count) {
-    if (threadIdx.x == 0 && blockIdx.x == 0) {
-        double total = 0.0;
-        for (int i = 0; i < count; i++) total += partial[i];
-        *sum = total;
-    }
+    if (threadIdx.x == 0 && blockIdx.x == 0) *sum = sum_of_partials(partial, count);
 }
 static __global__ void norm_from_sum_kernel(float* norm, const double* sum) {
     if (threadIdx.x == 0 && blockIdx.x == 0) *norm = (float)sqrt(*sum);

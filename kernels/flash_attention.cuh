@@ -121,6 +121,10 @@ __device__ inline void flash_store_row(bf16* row, const MmaC (&acc)[HDP / 8], in
 // the tests' shapes) every pair draws its own one or two calls.
 __device__ inline void flash_dropout_step(const DropoutKey& key, uint32_t layer, const uint64_t (&row_first)[2], int k0,
                                           int Tn, uint32_t (&keep)[2]) {
+    if (key.p == 0.0f) {  // no dropout: every element kept
+        keep[0] = keep[1] = ~0u;
+        return;
+    }
     const int t = threadIdx.x % 4;
     const uint32_t site = (layer << 4) | DROPOUT_ATTENTION_PROBS;
     const auto kept = [&](uint32_t word) { return (float)(word >> 8) * (1.0f / 16777216.0f) >= key.p ? 1u : 0u; };
@@ -216,8 +220,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_forward_kernel(
             for (int n = 0; n < HDP / 8; n++) { o[n].r[2 * i] *= rescale; o[n].r[2 * i + 1] *= rescale; }
             m[i] = mx[i];
         }
-        uint32_t keep[2] = {~0u, ~0u};
-        if (key.p > 0.0f) flash_dropout_step(key, layer, row_first, k0, Tn, keep);
+        uint32_t keep[2];
+        flash_dropout_step(key, layer, row_first, k0, Tn, keep);
         #pragma unroll
         for (int n = 0; n < kFlashCols / 8; n++)
             #pragma unroll
@@ -344,8 +348,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_q_kern
         MmaC s[kFlashCols / 8] = {}, dp[kFlashCols / 8] = {};
         flash_products<HDP, LD>(s, qf, k_tile);
         flash_products<HDP, LD>(dp, dof, v_tile);
-        uint32_t keep[2] = {~0u, ~0u};
-        if (key.p > 0.0f) flash_dropout_step(key, layer, row_first, k0, Tn, keep);
+        uint32_t keep[2];
+        flash_dropout_step(key, layer, row_first, k0, Tn, keep);
         #pragma unroll
         for (int n = 0; n < kFlashCols / 8; n++)
             #pragma unroll

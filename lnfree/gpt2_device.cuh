@@ -1,8 +1,9 @@
 // GPT-2 with LayerNorm removal on the device: parameters (a compute copy in T plus float32 master weights, float32
-// gradients and AdamW moments, the last two sharded over the processes of a data-parallel run), the sigma
-// estimator's state, and one micro-batch's forward and backward composed from the kernels of kernels/ (the
-// optimizer step and the whole train step: lnfree/train_step.cuh). It mirrors lnfree/reference/gpt2.h op for op; test/kernels/test_device_model.cpp
-// holds the two to the same numbers. T = __nv_bfloat16 (the product) or float (for tight comparisons).
+// gradients and AdamW moments; the master weights and moments sharded over the processes of a data-parallel run),
+// the sigma estimator's state, and one micro-batch's forward and backward composed from the kernels of kernels/
+// (the optimizer step and the whole train step: lnfree/train_step.cuh). It mirrors lnfree/reference/gpt2.h op for
+// op; test/kernels/test_device_model.cpp holds the two to the same numbers. T = __nv_bfloat16 (the product) or
+// float (for tight comparisons).
 #pragma once
 #include <array>
 #include <string>
@@ -111,6 +112,11 @@ struct DeviceMicroBatch {
 template <typename T>
 bool can_fuse_attention(const GPT2Config& c) {
     return std::is_same_v<T, kernels::bf16> && kernels::flash_attention_supports(c.C / c.NH);
+}
+// The kernels --attention names ("" : fused where it can be), given whether the fused ones can run.
+inline AttentionKernels choose_attention_kernels(const std::string& option, bool fusable) {
+    if (option == "cudnn") return AttentionKernels::cudnn;
+    return option == "products" || !fusable ? AttentionKernels::products : AttentionKernels::fused;
 }
 template <typename T>
 constexpr bool can_use_cudnn_attention() {

@@ -48,11 +48,23 @@ void gpt2_device_optimizer_step(DeviceGPT2<T>& model, const Recipe& r, double lr
     group.all_gather(model.params.data(), sizeof(T), model.padded, s);
 }
 
+// "" when each of `processes` runs a whole number of the recipe's micro-batches, else the error line, with the
+// micro-batches that would divide the total.
+inline std::string split_error(const Recipe& r, int processes) {
+    if (r.grad_accum % processes == 0) return "";
+    const int total = r.micro_batch * r.grad_accum;
+    std::string fits;
+    for (int b = r.micro_batch; b >= 1 && fits.size() < 24; b--)
+        if (total % (b * processes) == 0) fits += (fits.empty() ? "" : ", ") + std::to_string(b);
+    const std::string head = "--total-batch " + std::to_string(total) + " is not a multiple of --micro-batch " +
+                             std::to_string(r.micro_batch) + " x " + std::to_string(processes) + " processes; ";
+    if (fits.empty()) return head + "use a --total-batch that is a multiple of " + std::to_string(processes);
+    return head + "micro-batches that divide it: " + fits;
+}
+
 // The recipe's grad_accum micro-batches split over the processes: each runs grad_accum / P of them.
 inline int micro_batches_per_process(const Recipe& r, int processes) {
-    if (r.grad_accum % processes != 0)
-        throw Error("total batch " + std::to_string(r.grad_accum * r.micro_batch) + " is not a multiple of micro-batch " +
-                    std::to_string(r.micro_batch) + " x " + std::to_string(processes) + " processes");
+    if (const std::string e = split_error(r, processes); !e.empty()) throw Error(e);
     return r.grad_accum / processes;
 }
 
