@@ -117,6 +117,7 @@ $(BUILD)/test_kernels_asan: $(ASAN_OBJ) $(LIB_OBJ)
 # the same kernel tests built by nvcc: they compare the GPU with the CPU reference (needs a GPU to run)
 test-gpu-build: $(BUILD)/test_kernels_gpu
 GPU_TEST_OBJ := $(BUILD)/gpu/test_kernels.o $(BUILD)/gpu/test_flash_attention.o $(BUILD)/gpu/test_device_model.o \
+	$(BUILD)/gpu/test_distribution.o \
 	$(BUILD)/gpu/main.o
 ifeq ($(USE_CUDNN),1)
 GPU_TEST_OBJ += $(BUILD)/gpu/test_cudnn_attention.o $(CUDNN_OBJ)

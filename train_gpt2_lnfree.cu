@@ -14,13 +14,16 @@
 
 #include "lnfree/checkpoint.h"
 #include "lnfree/data_loader.h"
+#include "lnfree/console.h"
 #include "lnfree/error.h"
+#include "lnfree/eval_commands.cuh"
 #include "lnfree/export.h"
 #include "lnfree/file_io.h"
 #include "lnfree/gpu_peaks.h"
 #include "lnfree/gpt2_device.cuh"
 #include "lnfree/train_step.cuh"
 #include "lnfree/memory_plan.h"
+#include "lnfree/model_source.h"
 #include "lnfree/mpi_group.h"
 #include "lnfree/recipe.h"
 #include "lnfree/safetensors.h"
@@ -51,11 +54,17 @@ struct Options {
     int gpus = 0;  // the plan's process count; 0: this launch's
     std::string attention;  // "fused", "products", "cudnn"; empty: fused where the build and the head size allow
     double peak_tflops = 0;  // one GPU's peak for MFU; 0: from the GPU's name (lnfree/gpu_peaks.h)
+    // the evaluation suite at the end (the original model against the trained one) and samples before and after
+    bool eval_suite = false;
+    std::vector<std::string> eval_data, hellaswag;
+    int samples = 2, sample_tokens = 32;
+    std::string prompt;
 };
 
 // Parsed before MPI starts, so --help and a bad option end the process plainly. Returns false with `exit_code`.
 bool parse_options(int argc, char** argv, Options& o, int& exit_code) {
-    CLI::App app{"train_gpt2_lnfree: remove every LayerNorm of a GPT-2 by fine-tuning (doc/ for the method)"};
+    CLI::App app{"train_gpt2_lnfree: remove every LayerNorm of a GPT-2 by fine-tuning (doc/ for the method). Also: "
+                 "train_gpt2_lnfree eval --help, train_gpt2_lnfree sample --help", "train_gpt2_lnfree"};
     app.add_option("-m,--model", o.model, "tiny | small | medium | large | xl | a Hugging Face directory | an llm.c .bin")
         ->capture_default_str();
     app.add_option("-r,--recipe", o.recipe, "small | medium | large | xl | small-2024 | derived | vanilla | pretrain | FILE.json "
@@ -68,7 +77,7 @@ bool parse_options(int argc, char** argv, Options& o, int& exit_code) {
     app.add_option("-B,--total-batch", o.total_batch, "sequences per optimizer step (default: the recipe's)");
     app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence (default: the recipe's)");
     app.add_option("--eval-interval", o.eval_interval, "evaluate every N steps (0: start and end only)")->capture_default_str();
-    app.add_option("--eval-batches", o.eval_batches, "validation micro-batches per evaluation (default: all)");
+    app.add_option("--eval-batches", o.eval_batches, "validation micro-batches per evaluation, and batches of 8 chunks per dataset of --eval-suite (default: all)");
     app.add_option("--checkpoint-interval", o.checkpoint_interval, "checkpoint every N steps (0: at the end only)")
         ->capture_default_str();
     app.add_option("--keep-checkpoints", o.keep_checkpoints, "checkpoints kept")->capture_default_str();
@@ -84,59 +93,18 @@ bool parse_options(int argc, char** argv, Options& o, int& exit_code) {
     app.add_option("--peak-tflops", o.peak_tflops, "one GPU's dense bf16 peak for the MFU column (default: from the "
                                                    "GPU's datasheet, lnfree/gpu_peaks.h)")
         ->check(CLI::PositiveNumber);
+    app.add_flag("--eval-suite", o.eval_suite, "at the end, evaluate the original and the trained model side by side "
+                                               "(train_gpt2_lnfree eval's default sets) into OUT/eval.json");
+    app.add_option("--eval-data", o.eval_data, "NAME=GLOB for --eval-suite (repeatable; implies it)");
+    app.add_option("--hellaswag", o.hellaswag, "NAME=FILE or FILE for --eval-suite (repeatable; implies it)");
+    app.add_option("--samples", o.samples, "continuations printed before and after training (0: none)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 64));
+    app.add_option("--sample-tokens", o.sample_tokens, "tokens per sample")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    app.add_option("--prompt", o.prompt, "the samples' prompt (default: none, from <|endoftext|>)");
     app.add_option("--gpus", o.gpus, "processes (GPUs) the plan is for (default: this launch's; mpirun -np N runs N)")
         ->check(CLI::Range(1, 4096));
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-        std::fputs(app.help().c_str(), stdout);
-        exit_code = 0;
-        return false;
-    } catch (const CLI::ParseError& e) {
-        std::fprintf(stderr, "train_gpt2_lnfree: %s (see --help)\n", e.what());
-        exit_code = 2;
-        return false;
-    }
-    return true;
-}
-
-// ---- what a model name means -------------------------------------------------------------------------------------
-
-struct ModelSource {
-    std::string path, train, val;
-};
-
-ModelSource resolve_model(const Options& o) {
-    static const std::vector<std::pair<std::string, std::string>> names = {
-        {"small", "gpt2"}, {"medium", "gpt2-medium"}, {"large", "gpt2-large"}, {"xl", "gpt2-xl"}};
-    ModelSource s;
-    if (o.model == "tiny") {
-        s = {"data/tiny/model", "data/tiny/tiny_train_*.bin", "data/tiny/tiny_val_*.bin"};
-    } else {
-        s.path = o.model;
-        for (auto& [name, hf] : names)
-            if (o.model == name) s.path = "models/" + hf;
-        s.train = "data/openwebtext/openwebtext_train_*.bin";
-        s.val = "data/openwebtext/openwebtext_val_*.bin";
-        if (!fs::exists(s.path)) {
-            for (auto& [name, hf] : names)
-                if (o.model == name)
-                    throw Error(s.path + ": not downloaded; run: python dev/download_model.py " + name);
-            throw Error(o.model + ": no such model directory or file");
-        }
-    }
-    if (!o.train_data.empty()) s.train = o.train_data;
-    if (!o.val_data.empty()) s.val = o.val_data;
-    return s;
-}
-
-// Shapes of the four GPT-2 sizes, so --plan works before anything is downloaded.
-GPT2Config known_shape(const std::string& name) {
-    if (name == "small") return {12, 768, 12, 50257, 50304, 1024};
-    if (name == "medium") return {24, 1024, 16, 50257, 50304, 1024};
-    if (name == "large") return {36, 1280, 20, 50257, 50304, 1024};
-    if (name == "xl") return {48, 1600, 25, 50257, 50304, 1024};
-    return {};
+    return parse_command(app, argc, argv, exit_code);
 }
 
 Recipe resolve_recipe(const Options& o, int L) {
@@ -240,15 +208,6 @@ double evaluate(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::Matmu
     return sum / count;
 }
 
-// What rank 0 alone prints: console lines of a data-parallel run come from one process.
-struct Console {
-    bool on;
-    template <typename... Args>
-    void line(const char* format, Args... args) const {
-        if (on) std::printf(format, args...);
-    }
-};
-
 // ---- the run ------------------------------------------------------------------------------------------------
 
 // One GPU's peak FLOP/s for MFU: --peak-tflops, else this GPU's datasheet entry; 0 when unknown (and on the CPU).
@@ -269,6 +228,27 @@ double peak_flops(const Options& o, const Console& out) {
     return 0;
 }
 
+SampleSettings sample_settings(const Options& o) {
+    SampleSettings s;
+    s.count = o.samples;
+    s.tokens = o.sample_tokens;
+    s.seed = o.seed;
+    return s;
+}
+
+// The tokenizer the samples need, or none (no samples asked, or no vocab.json beside the model: a note says so).
+std::unique_ptr<Tokenizer> sample_tokenizer(const Options& o, const EvalModel& original, const Console& out) {
+    if (o.samples == 0 || !out.on) return nullptr;
+    if (original.tokenizer_dir.empty()) {
+        out.line("sample     none: no tokenizer (vocab.json) beside %s\n", original.path.c_str());
+        return nullptr;
+    }
+    EvalModel shape;
+    shape.path = original.path;
+    shape.params.config = original.params.config;
+    return std::make_unique<Tokenizer>(model_tokenizer(shape, original.tokenizer_dir));
+}
+
 int run(const Options& o, ProcessGroup& group) {
     using clock = std::chrono::steady_clock;
     const auto started = clock::now();
@@ -285,7 +265,7 @@ int run(const Options& o, ProcessGroup& group) {
         if (out.on) print_plan(shape, resolve_recipe(o, shape.L), o, plan_gpus);
         return 0;
     }
-    const ModelSource source = resolve_model(o);
+    const ModelSource source = resolve_model(o.model, o.train_data, o.val_data);
     const bool hf_dir = fs::is_directory(source.path);
     ParameterSet<float> host = hf_dir ? ParameterSet<float>(read_hf_config(source.path)) : load_model(source.path);
     const Recipe recipe = resolve_recipe(o, host.config.L);
@@ -307,7 +287,21 @@ int run(const Options& o, ProcessGroup& group) {
     // 3. the device model, its optimizer state sharded over the processes; sigma read from the recipe's sigma_file,
     //    or seeded with the model's own statistics on the first batch (global micro-batch 0, on every process)
     if (out.on) make_directories(o.out);
-    DeviceGPT2<floatX> model(host, group.rank(), P);
+    const bool suite = o.eval_suite || !o.eval_data.empty() || !o.hellaswag.empty();
+    // the model as it started, for the samples before training and the suite's reference (weights only if needed)
+    EvalModel original{"original", source.path, {}, LayerNormPaths(c.L), SigmaState(c.L),
+                       hf_dir && fs::exists(source.path + "/vocab.json") ? source.path : ""};
+    original.params = suite ? host : ParameterSet<float>();
+    original.params.config = c;
+    const std::unique_ptr<Tokenizer> tokenizer = sample_tokenizer(o, original, out);
+    if (tokenizer && o.resume.empty()) {
+        EvalModel before = original;
+        before.params = host;
+        print_samples<floatX>(before, *tokenizer, o.prompt, sample_settings(o), o.attention, out, "sample     before");
+    }
+    // owned here so that the evaluation at the end can free the device memory training held
+    auto model_owner = std::make_unique<DeviceGPT2<floatX>>(host, group.rank(), P);
+    DeviceGPT2<floatX>& model = *model_owner;
     const bool fusable = can_fuse_attention<floatX>(c);
     if (o.attention == "fused" && !fusable)
         throw Error("--attention fused needs the GPU build (bf16) and a head size of at most " +
@@ -315,7 +309,9 @@ int run(const Options& o, ProcessGroup& group) {
                     (sizeof(floatX) == 4 ? std::string("the float32 build") : "head size " + std::to_string(c.C / c.NH)));
     if (o.attention == "cudnn" && !can_use_cudnn_attention<floatX>())
         throw Error("--attention cudnn needs the GPU build made with cuDNN: make train USE_CUDNN=1");
-    DeviceActivations<floatX> acts(c, recipe.micro_batch, recipe.seq_len, P, choose_attention_kernels(o.attention, fusable));
+    auto acts_owner = std::make_unique<DeviceActivations<floatX>>(c, recipe.micro_batch, recipe.seq_len, P,
+                                                                 choose_attention_kernels(o.attention, fusable));
+    DeviceActivations<floatX>& acts = *acts_owner;
     kernels::MatmulContext mm;
     out.line("memory     this process: %.1f MB of device buffers; optimizer state %zu bytes (master weights and moments "
              "of parameters %zu..%zu of %zu)\n", device::buffer_bytes() / 1e6, model.optimizer_state_bytes(),
@@ -403,7 +399,8 @@ int run(const Options& o, ProcessGroup& group) {
     // 5. export and summary (the master weights gathered from every process; rank 0 writes)
     const SigmaState sigma = model.get_sigma();
     const int remaining = state.paths.real_paths_remaining();
-    const ParameterSet<float> weights = o.no_save ? ParameterSet<float>() : master_to_host(model, group);  // collective
+    const bool need_weights = !o.no_save || tokenizer || suite;
+    const ParameterSet<float> weights = need_weights ? master_to_host(model, group) : ParameterSet<float>();  // collective
     if (!out.on) return 0;
     if (o.no_save) {
         out.line("export     none (--no-save)\n");
@@ -432,6 +429,23 @@ int run(const Options& o, ProcessGroup& group) {
     write_text_file(o.out + "/summary.json", summary.dump(2) + "\n");
     out.line("summary    %s/summary.json: val loss %.4f -> %.4f, %d real LayerNorm paths left, %.0f s\n", o.out.c_str(),
              state.val_loss_initial, val_loss, remaining, wall);
+
+    // 6. samples and the evaluation suite of the trained model (rank 0 alone, one device), training's memory freed
+    acts_owner.reset();
+    model_owner.reset();
+    const EvalModel trained{remaining == 0 ? "lnfree" : "trained", o.out, weights, state.paths, sigma, original.tokenizer_dir};
+    if (tokenizer) print_samples<floatX>(trained, *tokenizer, o.prompt, sample_settings(o), o.attention, out, "sample     after");
+    if (suite) {
+        EvalCommandOptions e;
+        e.model = o.model;
+        e.data = o.eval_data;
+        e.hellaswag = o.hellaswag;
+        e.suite.attention = o.attention;
+        e.suite.seq_len = recipe.seq_len;
+        e.suite.max_chunks = o.eval_batches > 0 ? (long)o.eval_batches * e.suite.batch : -1;
+        e.out = o.out;
+        run_eval_suite_into<floatX>(std::vector<EvalModel>{original, trained}, e, out);
+    }
     return 0;
 }
 
@@ -446,8 +460,25 @@ std::unique_ptr<ProcessGroup> make_group(const MpiWorld& world) {
     return std::make_unique<SingleProcess>();
 }
 
+// `train_gpt2_lnfree eval ...` and `train_gpt2_lnfree sample ...`: one process, no MPI (lnfree/eval_commands.cuh)
+int run_command(const std::string& command, int argc, char** argv) {
+    EvalCommandOptions o;
+    int exit_code = 0;
+    const bool eval = command == "eval";
+    if (!(eval ? parse_eval_options(argc, argv, o, exit_code) : parse_sample_options(argc, argv, o, exit_code)))
+        return exit_code;
+    try {
+        return eval ? run_eval_command<floatX>(o, Console{}) : run_sample_command<floatX>(o, Console{});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "train_gpt2_lnfree %s: %s\n", command.c_str(), e.what());
+        return 1;
+    }
+}
+
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one progress line at a time, also into a pipe or a file
+    if (argc > 1 && (std::string(argv[1]) == "eval" || std::string(argv[1]) == "sample"))
+        return run_command(argv[1], argc - 1, argv + 1);
     Options o;
     int exit_code = 0;
     if (!parse_options(argc, argv, o, exit_code)) return exit_code;

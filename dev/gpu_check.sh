@@ -2,8 +2,9 @@
 # Every check that needs a GPU, in one script sized for a short lease (about 6 minutes on an H100). The GPU build
 # links OpenMPI and NCCL: the machine needs their runtime libraries (libopenmpi3; NCCL comes with the CUDA toolkit).
 #   1. the kernel tests and the trainer's step against the CPU reference (build/test_kernels_gpu)
-#   2. the default run on the bundled tiny model, LayerNorm removed and kept (GPU build, bf16), and the LN-free run
-#      again under `mpirun -np 1` (the NCCL process group) against the plain run's losses
+#   2. the default run on the bundled tiny model, LayerNorm removed and kept (GPU build, bf16), the evaluation suite
+#      of the three tiny models, and the LN-free run again under `mpirun -np 1` (the NCCL process group) against the
+#      plain run's losses
 #   3. the trainer's speed and MFU at GPT-2 small and XL shapes (random weights, the recipe's micro-batch; at XL with
 #      the fused attention and with the product-based one), and the PyTorch baseline at small (dev/bench_pytorch.py)
 #   4. the kernel lab (dev/cuda) at XL's shape, with PyTorch's flash SDPA as the attention anchor (dev/bench_sdpa.py)
@@ -55,6 +56,9 @@ run test_kernels_gpu 150 build/test_kernels_gpu
 # 2. the bundled tiny model
 run tiny_lnfree 90 ./train_gpt2_lnfree -o "$out/tiny_lnfree"
 run tiny_vanilla 90 ./train_gpt2_lnfree --recipe vanilla -o "$out/tiny_vanilla"
+# the evaluation suite in bf16 on the GPU: the three tiny models side by side (the CPU build's table is the README's)
+run tiny_eval 90 ./train_gpt2_lnfree eval -m original=tiny --compare "vanilla=$out/tiny_vanilla/export/hf" \
+    --compare "lnfree=$out/tiny_lnfree/export/hf" -t 128 -o "$out/tiny_eval"
 # one process in an NCCL group (the machine has one GPU: more than one GPU is not run here)
 if command -v mpirun >/dev/null; then
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 run tiny_nccl_np1 90 mpirun -np 1 ./train_gpt2_lnfree -o "$out/tiny_nccl"

@@ -4,7 +4,10 @@
 //                                                         reference forward (float32); with --sigma every
 //                                                         LayerNorm path is fixed at those sigmas
 //   lnfree_tool export MODEL SIGMA.json OUT_DIR           OUT_DIR/hf and OUT_DIR/transformer_lens
+//   lnfree_tool encode TOKENIZER_DIR TEXT_FILE            the file's bytes as GPT-2 BPE token ids (as Hugging Face's
+//                                                         GPT2TokenizerFast gives them), comma-separated, one line
 // TOKENS: comma-separated ids, one sequence. SIGMA.json: {"ln1": [L values], "ln2": [L values], "lnf": value}.
+// TOKENIZER_DIR: a directory with vocab.json and merges.txt (a Hugging Face checkpoint's).
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -18,6 +21,7 @@
 #include "lnfree/file_io.h"
 #include "lnfree/reference/gpt2.h"
 #include "lnfree/safetensors.h"
+#include "lnfree/tokenizer.h"
 
 using namespace lnfree;
 
@@ -27,7 +31,9 @@ const char* kUsage =
     "usage: lnfree_tool convert MODEL OUT.bin\n"
     "       lnfree_tool logits MODEL TOKENS OUT.safetensors [--sigma SIGMA.json]\n"
     "       lnfree_tool export MODEL SIGMA.json OUT_DIR\n"
+    "       lnfree_tool encode TOKENIZER_DIR TEXT_FILE\n"
     "MODEL: a Hugging Face GPT-2 directory or an llm.c model file; TOKENS: comma-separated ids;\n"
+    "TOKENIZER_DIR: a directory with vocab.json and merges.txt (ids are printed comma-separated on one line);\n"
     "SIGMA.json: {\"ln1\": [L values], \"ln2\": [L values], \"lnf\": value}\n";
 
 std::vector<double> read_sigma(const std::string& path, int L) {
@@ -87,6 +93,13 @@ void logits(const std::string& model_path, const std::string& token_text, const 
     write_safetensors(out, {f32_view("logits", {(size_t)T, (size_t)c.V}, z.data())});
 }
 
+void encode(const std::string& tokenizer_dir, const std::string& text_file) {
+    const std::vector<int> ids = Tokenizer::from_hf_directory(tokenizer_dir).encode(read_text_file(text_file));
+    std::string line;
+    for (size_t i = 0; i < ids.size(); i++) line += (i ? "," : "") + std::to_string(ids[i]);
+    std::puts(line.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,6 +113,8 @@ int main(int argc, char** argv) {
             ParameterSet<float> params = load_model(args[1]);
             const bool from_hf = std::filesystem::is_directory(args[1]);
             export_lnfree(args[3], params, read_sigma(args[2], params.config.L), from_hf ? args[1] : "");
+        } else if (args.size() == 3 && args[0] == "encode") {
+            encode(args[1], args[2]);
         } else {
             std::fputs(kUsage, args.empty() || args[0] == "--help" || args[0] == "-h" ? stdout : stderr);
             return args.empty() || args[0] == "--help" || args[0] == "-h" ? 0 : 2;

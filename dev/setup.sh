@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lnfree needs to build and test, when it is missing: Debian packages (with apt-get when run as
 # root; otherwise prints the command to run), and with --python the project-local virtual environment .venv with
-# dev/requirements.txt (the PyTorch twin, transformers and TransformerLens for the interoperability tests).
+# dev/requirements.txt (the PyTorch twin; transformers, TransformerLens and NNSight for the interoperability tests).
 # With --cudnn-frontend it only fetches the header-only cuDNN frontend (the pinned PyPI wheel
 # nvidia-cudnn-frontend, its include/) into build/cudnn_frontend/include, for `make train USE_CUDNN=1`.
 # Safe to run again: it does nothing when everything is there.

@@ -64,7 +64,16 @@ std::string hf_tensor_name(int tensor, int layer) {
     }
 }
 
-GPT2Config read_hf_config(const std::string& dir) {
+namespace {
+
+double hf_layer_norm_epsilon(const nlohmann::json& config) {
+    const auto eps = config.find("layer_norm_epsilon");
+    return eps != config.end() && eps->is_number() ? eps->get<double>() : 1e-5;
+}
+
+}  // namespace
+
+GPT2Config read_hf_config(const std::string& dir, HfLayerNorm accept) {
     const std::string config_path = dir + "/config.json";
     if (!file_exists(config_path))
         throw Error(dir + ": no config.json; a Hugging Face GPT-2 checkpoint directory is expected (dev/download_model.py fetches one)");
@@ -78,8 +87,7 @@ GPT2Config read_hf_config(const std::string& dir) {
                     " is not GPT-2's tanh GELU (gelu_new)");
     if (config.contains("n_inner") && !config["n_inner"].is_null())
         throw Error(config_path + ": n_inner is set; only GPT-2's MLP width 4 * n_embd is supported");
-    if (config.contains("layer_norm_epsilon") && config["layer_norm_epsilon"].is_number() &&
-        config["layer_norm_epsilon"].get<double>() > 1.0)
+    if (accept == HfLayerNorm::real && hf_layer_norm_epsilon(config) > 1.0)
         throw Error(config_path + ": layer_norm_epsilon is " + config["layer_norm_epsilon"].dump() +
                     ": this is an LN-free export, not a model with LayerNorm to remove");
     GPT2Config c;
@@ -94,8 +102,13 @@ GPT2Config read_hf_config(const std::string& dir) {
     return c;
 }
 
-ParameterSet<float> load_hf_checkpoint(const std::string& dir) {
-    const GPT2Config c = read_hf_config(dir);
+double hf_layer_norm_epsilon(const std::string& dir) {
+    const nlohmann::json config = nlohmann::json::parse(read_text_file(dir + "/config.json"), nullptr, false);
+    return config.is_object() ? hf_layer_norm_epsilon(config) : 1e-5;
+}
+
+ParameterSet<float> load_hf_checkpoint(const std::string& dir, HfLayerNorm accept) {
+    const GPT2Config c = read_hf_config(dir, accept);
     // the files holding the tensors, and which file holds which name
     std::vector<std::unique_ptr<SafetensorsFile>> files;
     std::map<std::string, const SafetensorsFile*> where;

@@ -13,9 +13,14 @@ namespace lnfree {
 
 inline int padded_vocab(int V) { return (V + 127) / 128 * 128; }
 
-ParameterSet<float> load_hf_checkpoint(const std::string& dir);
+// What a layer_norm_epsilon above 1 (an LN-free export, lnfree/export.h) meets: refused where a model with
+// LayerNorm is needed (training), taken as it is by evaluation (lnfree/eval_model.h).
+enum class HfLayerNorm { real, any };
+ParameterSet<float> load_hf_checkpoint(const std::string& dir, HfLayerNorm accept = HfLayerNorm::real);
 // config.json alone (a model to pretrain needs no weights)
-GPT2Config read_hf_config(const std::string& dir);
+GPT2Config read_hf_config(const std::string& dir, HfLayerNorm accept = HfLayerNorm::real);
+// config.json's layer_norm_epsilon (transformers' default 1e-5 when absent)
+double hf_layer_norm_epsilon(const std::string& dir);
 // GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2L)), LayerNorm 1 and 0, biases 0
 ParameterSet<float> init_gpt2(const GPT2Config& c, uint64_t seed);
 ParameterSet<float> load_llmc_model(const std::string& path);

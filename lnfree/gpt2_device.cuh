@@ -45,15 +45,18 @@ struct DeviceGPT2 {
     device::Buffer<double> grad_sum_squares;
     int adam_t = 0;
 
-    // Process `rank` of `processes` (the defaults: the whole model in one process).
-    explicit DeviceGPT2(const ParameterSet<float>& host, int rank = 0, int processes = 1)
+    // Process `rank` of `processes` (the defaults: the whole model in one process). Without `trainable` (evaluation
+    // and sampling) only the compute copy and sigma are allocated: no gradients, master weights or moments.
+    explicit DeviceGPT2(const ParameterSet<float>& host, int rank = 0, int processes = 1, bool trainable = true)
         : cfg(host.config), offset(host.offset), num_params(host.data.size()),
           padded(padded_length(num_params, processes)), shard(shard_range(padded, rank, processes)), params(padded),
-          grads(padded), master(shard.size()), m(shard.size()), v(shard.size()), sigma_ema(2 * cfg.L + 1),
-          sigma(2 * cfg.L + 1), grad_norm(1), norm_scratch(kernels::kNormBlocks), grad_sum_squares(1) {
+          grads(trainable ? padded : 0), master(trainable ? shard.size() : 0), m(master.size()), v(master.size()),
+          sigma_ema(2 * cfg.L + 1), sigma(2 * cfg.L + 1), grad_norm(1), norm_scratch(kernels::kNormBlocks),
+          grad_sum_squares(1) {
         std::vector<T> copy(padded, kernels::from_float<T>(0.0f));
         for (size_t i = 0; i < num_params; i++) copy[i] = kernels::from_float<T>(host.data[i]);
         device::to_device(params.data(), copy.data(), padded * sizeof(T));
+        if (!trainable) return;
         std::vector<float> own(shard.size(), 0.0f);
         for (size_t i = shard.first; i < std::min(shard.last, num_params); i++) own[i - shard.first] = host.data[i];
         device::to_device(master.data(), own.data(), own.size() * sizeof(float));

@@ -4,6 +4,7 @@
 #include "kernels/attention.cuh"
 #include "kernels/aux_loss.cuh"
 #include "kernels/classifier.cuh"
+#include "kernels/distribution.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/encoder.cuh"
 #include "kernels/flash_attention.cuh"
@@ -32,6 +33,8 @@ void instantiate_all(MatmulContext& ctx) {
     encoder_forward<T>(f, i, t, t, key, 1, 1, 1, nullptr);
     encoder_backward(f, f, f, i, i, i, 1, key, 1, 1, 1, nullptr);
     classifier<T>(t, f, i, -1, 0.0f, 1, 1, 1, nullptr);
+    distribution_stats<T>(f, f, i, t, 1, 1, 1, nullptr);
+    divergence<T>(f, f, f, t, t, 1, 1, 1, nullptr);
     aux_loss_forward(f, f, i, f, i, 0, 1, 1, nullptr);
     aux_loss_backward(f, f, f, f, f, 0.0f, 1, 1, nullptr);
     global_norm(f, f, f, 1, nullptr);

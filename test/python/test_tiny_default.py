@@ -4,7 +4,6 @@ validation loss as summary.json (1e-3)."""
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -18,10 +17,8 @@ sys.path.insert(0, os.path.join(ROOT, "dev", "data"))
 import lnfree_data  # noqa: E402
 
 
-def test_default_run_removes_every_layernorm_of_the_tiny_model(tmp_path):
-    out = tmp_path / "out"
-    subprocess.run([os.path.join(ROOT, "train_gpt2_lnfree_cpu"), "-o", str(out)], check=True, cwd=ROOT, timeout=1800,
-                   stdout=subprocess.DEVNULL)
+def test_default_run_removes_every_layernorm_of_the_tiny_model(tiny_lnfree_run):
+    out = tiny_lnfree_run
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "tiny"
     assert summary["real_ln_paths_remaining"] == 0
