@@ -6,6 +6,7 @@ against stock transformers on the bundled tiny model and the tiny run's LN-free 
 - HellaSwag, on an eval file written by dev/data/hellaswag.py's writer from items made of the tiny corpus: every
   item's chosen ending (summed and mean loss) equals transformers' by the same rule;
 - greedy sampling equals transformers' greedy decoding for 20 tokens; a fixed seed reproduces its samples;
+- dev/plot_eval.py draws the report;
 - a training run with --eval-suite writes eval.json for the original and the trained model, and prints samples;
 - bad input gets one line and a non-zero exit."""
 
@@ -76,7 +77,7 @@ def evaluated(tiny_lnfree_run, hellaswag_file, tmp_path_factory):
     subprocess.run([TRAINER, "eval", "-m", "original=tiny", "--compare", f"lnfree={lnfree}", "--data", f"val={VAL}",
                     "--data", f"train={TRAIN}", "--hellaswag", f"hs={hellaswag_file}", "-t", str(T), "-b", str(B),
                     "--max-chunks", str(CHUNKS), "-o", str(out)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return json.loads((out / "eval.json").read_text()), {"original": load(TINY), "lnfree": load(lnfree)}
+    return json.loads((out / "eval.json").read_text()), {"original": load(TINY), "lnfree": load(lnfree)}, out
 
 
 def per_token(model, chunks):
@@ -88,7 +89,7 @@ def per_token(model, chunks):
 
 
 def test_losses_and_percentiles_equal_numpy_over_transformers(evaluated):
-    report, models = evaluated
+    report, models, _ = evaluated
     assert [m["label"] for m in report["models"]] == ["original", "lnfree"]
     assert [m["layernorm"] for m in report["models"]] == ["real", "none"]
     for name, shard in (("val", VAL), ("train", TRAIN)):
@@ -107,7 +108,7 @@ def test_losses_and_percentiles_equal_numpy_over_transformers(evaluated):
 
 
 def test_entropy_calibration_and_divergence_equal_torch(evaluated):
-    report, models = evaluated
+    report, models, _ = evaluated
     d = report["datasets"]["val"]["models"]
     chunks = chunks_of(VAL)
     logp = {}
@@ -139,7 +140,7 @@ def test_entropy_calibration_and_divergence_equal_torch(evaluated):
 
 
 def test_hellaswag_choices_equal_transformers(evaluated, hellaswag_file):
-    report, models = evaluated
+    report, models, _ = evaluated
     h = report["multiple_choice"]["hs"]
     examples = lnfree_data.read_eval_file(str(hellaswag_file))
     assert h["examples"] == len(examples) == 12
@@ -162,6 +163,16 @@ def test_hellaswag_choices_equal_transformers(evaluated, hellaswag_file):
         assert ours["predicted_norm"] == picks_norm
         labels = [ex["label"] for ex in examples]
         assert abs(ours["acc_norm"] - np.mean(np.array(picks_norm) == labels)) <= 1e-12
+
+
+def test_plot_eval_draws_the_report(evaluated):
+    out = evaluated[2]
+    subprocess.run([sys.executable, os.path.join(ROOT, "dev", "plot_eval.py"), str(out / "eval.json")], check=True,
+                   stdout=subprocess.DEVNULL)
+    assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "dev", "plot_eval.py"), str(out / "nowhere.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "nowhere.json" in r.stderr
 
 
 def sample(*args):
