@@ -24,9 +24,13 @@
 #include "lnfree/train_step.cuh"
 #include "lnfree/memory_plan.h"
 #include "lnfree/model_source.h"
+#include "lnfree/output_checks.h"
 #include "lnfree/mpi_group.h"
 #include "lnfree/recipe.h"
+#include "lnfree/run_directory.h"
 #include "lnfree/safetensors.h"
+#include "lnfree/step_monitor.h"
+#include "lnfree/stop_signals.h"
 #include "lnfree/train_checkpoint.cuh"
 #if defined(__CUDACC__)
 #include "lnfree/nccl_group.cuh"
@@ -59,6 +63,9 @@ struct Options {
     std::vector<std::string> eval_data, hellaswag;
     int samples = 2, sample_tokens = 32;
     std::string prompt;
+    // long runs: non-finite steps in a row before the run stops; starting over a used output directory
+    int max_nonfinite = 3;
+    bool overwrite = false;
 };
 
 // Parsed before MPI starts, so --help and a bad option end the process plainly. Returns false with `exit_code`.
@@ -72,20 +79,38 @@ bool parse_options(int argc, char** argv, Options& o, int& exit_code) {
     app.add_option("--train", o.train_data, "training shards (glob); default per model");
     app.add_option("--val", o.val_data, "validation shards (glob); default per model");
     app.add_option("-o,--out", o.out, "output directory")->capture_default_str();
-    app.add_option("-n,--steps", o.steps, "optimizer steps (default: the recipe's)");
-    app.add_option("-b,--micro-batch", o.micro_batch, "sequences per micro-step (default: the recipe's)");
-    app.add_option("-B,--total-batch", o.total_batch, "sequences per optimizer step (default: the recipe's)");
-    app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence (default: the recipe's)");
-    app.add_option("--eval-interval", o.eval_interval, "evaluate every N steps (0: start and end only)")->capture_default_str();
-    app.add_option("--eval-batches", o.eval_batches, "validation micro-batches per evaluation, and batches of 8 chunks per dataset of --eval-suite (default: all)");
+    // every count is checked here: a value out of range is one line naming the option, never a silent default
+    const auto count = CLI::Range(1, 1 << 30), count_or_zero = CLI::Range(0, 1 << 30);
+    app.add_option("-n,--steps", o.steps, "optimizer steps, 0 or more (default: the recipe's)")->check(count_or_zero);
+    app.add_option("-b,--micro-batch", o.micro_batch, "sequences per micro-step, 1 or more (default: the recipe's)")
+        ->check(count);
+    app.add_option("-B,--total-batch", o.total_batch, "sequences per optimizer step, a multiple of the micro-batch "
+                                                      "(default: the recipe's)")
+        ->check(count);
+    app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence, 2 up to the model's context (default: the recipe's)")
+        ->check(CLI::Range(2, 1 << 20));
+    app.add_option("--eval-interval", o.eval_interval, "evaluate every N steps (0: start and end only)")
+        ->capture_default_str()
+        ->check(count_or_zero);
+    app.add_option("--eval-batches", o.eval_batches, "validation micro-batches per evaluation, and batches of 8 chunks "
+                                                     "per dataset of --eval-suite, 1 or more (default: all)")
+        ->check(count);
     app.add_option("--checkpoint-interval", o.checkpoint_interval, "checkpoint every N steps (0: at the end only)")
-        ->capture_default_str();
-    app.add_option("--keep-checkpoints", o.keep_checkpoints, "checkpoints kept")->capture_default_str();
+        ->capture_default_str()
+        ->check(count_or_zero);
+    app.add_option("--keep-checkpoints", o.keep_checkpoints, "checkpoints kept, 1 or more")->capture_default_str()->check(count);
+    app.add_option("--max-nonfinite-steps", o.max_nonfinite, "non-finite steps in a row (each skipped, not applied) "
+                                                             "before the run stops")
+        ->capture_default_str()
+        ->check(count);
+    app.add_flag("--overwrite", o.overwrite, "start clean in an output directory that holds another run's files");
     app.add_option("-s,--seed", o.seed, "seed of data order and dropout")->capture_default_str();
     app.add_option("--resume", o.resume, "continue from a checkpoint directory, or 'latest' in --out");
     app.add_flag("--plan", o.plan_only, "print the plan (model, recipe, memory) and exit");
     app.add_flag("--no-save", o.no_save, "write no checkpoint and no export, only log.jsonl and summary.json (benchmarks)");
-    app.add_option("--gpu-memory-gb", o.gpu_memory_gb, "device memory the plan fits into")->capture_default_str();
+    app.add_option("--gpu-memory-gb", o.gpu_memory_gb, "device memory the plan fits into")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--attention", o.attention, "fused (FlashAttention-2 style, bf16, head size <= 64) | products "
                                                "(cuBLASLt products, T x T scores; the float32 and CPU builds) | cudnn "
                                                "(make train USE_CUDNN=1); default: fused where it can be")
@@ -228,6 +253,48 @@ double peak_flops(const Options& o, const Console& out) {
     return 0;
 }
 
+// LNFREE_TEST_NONFINITE_STEPS="5,6": the steps whose gradient the tests make non-finite (0-based; lnfree/train_step.cuh)
+std::vector<int> test_nonfinite_steps() {
+    std::vector<int> steps;
+    const char* list = std::getenv("LNFREE_TEST_NONFINITE_STEPS");
+    for (std::string rest = list ? list : ""; !rest.empty();) {
+        const size_t comma = rest.find(',');
+        try {
+            steps.push_back(std::stoi(rest.substr(0, comma)));
+        } catch (const std::exception&) {
+            throw Error("LNFREE_TEST_NONFINITE_STEPS=" + std::string(list) + ": give step numbers separated by commas");
+        }
+        rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    }
+    return steps;
+}
+
+// The stop signal any process received (0: none), the same on every process, so that all stop after one step.
+int agreed_stop_signal(ProcessGroup& group) {
+    const double own = stop_signal();
+    std::vector<double> all(group.size());
+    group.all_gather_host(&own, 1, all.data());
+    for (double s : all)
+        if (s != 0) return (int)s;
+    return 0;
+}
+
+// The command line that continues this run: the same options with --resume latest.
+std::string resume_command_line(int argc, char** argv) {
+    std::string line;
+    for (int i = 0; i < argc; i++) {
+        const std::string a = argv[i];
+        if (a == "--resume" || a == "--overwrite") { i += a == "--resume"; continue; }
+        if (a.rfind("--resume=", 0) == 0) continue;
+        const bool plain = a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+") ==
+                           std::string::npos;
+        std::string quoted = "'";
+        for (char ch : a) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+        line += (line.empty() ? "" : " ") + (plain && !a.empty() ? a : quoted + "'");
+    }
+    return line + " --resume latest";
+}
+
 SampleSettings sample_settings(const Options& o) {
     SampleSettings s;
     s.count = o.samples;
@@ -249,7 +316,7 @@ std::unique_ptr<Tokenizer> sample_tokenizer(const Options& o, const EvalModel& o
     return std::make_unique<Tokenizer>(model_tokenizer(shape, original.tokenizer_dir));
 }
 
-int run(const Options& o, ProcessGroup& group) {
+int run(const Options& o, ProcessGroup& group, const std::string& resume_command) {
     using clock = std::chrono::steady_clock;
     const auto started = clock::now();
     const Console out{group.rank() == 0};
@@ -277,6 +344,7 @@ int run(const Options& o, ProcessGroup& group) {
     if (const std::string split = split_error(recipe, P); !split.empty()) throw Error(split);
     if (recipe.seq_len > c.maxT) throw Error("--seq-len " + std::to_string(recipe.seq_len) + " exceeds the model's context " + std::to_string(c.maxT));
     const int eot = c.V - 1;
+    if (out.on) claim_output_directory(o.out, !o.resume.empty(), o.overwrite);
 
     // 2. data: every process opens the same shards and reads its own micro-batches of each step
     const TokenChunks train(source.train, recipe.seq_len, c.V), val(source.val, recipe.seq_len, c.V);
@@ -316,13 +384,15 @@ int run(const Options& o, ProcessGroup& group) {
     out.line("memory     this process: %.1f MB of device buffers; optimizer state %zu bytes (master weights and moments "
              "of parameters %zu..%zu of %zu)\n", device::buffer_bytes() / 1e6, model.optimizer_state_bytes(),
              model.shard.first, std::min(model.shard.last, model.num_params), model.num_params);
+    // room for one checkpoint, and a writable directory, before any training time is spent
+    if (out.on && !o.no_save) check_output_directory(o.out, checkpoint_bytes(model.num_params, sizeof(floatX)));
     const int N = recipe.micro_batch * recipe.seq_len;
     std::vector<int> idx(N), targets(N);
     RunState state;
     state.paths = LayerNormPaths(c.L);
     if (!o.resume.empty()) {
-        const std::string dir = o.resume == "latest" ? latest_checkpoint(o.out) : o.resume;
-        load_checkpoint(dir, model, state);
+        const std::string dir = o.resume == "latest" ? latest_checkpoint(o.out, out.on) : o.resume;
+        load_checkpoint(dir, model, state, out.on);
         out.line("resumed    %s at step %d\n", dir.c_str(), state.step);
     } else if (!recipe.sigma_file.empty()) {
         model.set_sigma(read_sigma_file(recipe.sigma_file, c.L));
@@ -339,9 +409,14 @@ int run(const Options& o, ProcessGroup& group) {
 
     // 4. evaluate, train, evaluate; rank 0 writes the log
     std::ofstream log;
-    if (out.on) log.open(o.out + "/log.jsonl", std::ios::app);
+    const std::string log_path = o.out + "/log.jsonl";
+    if (out.on) log.open(log_path, std::ios::app);
     auto log_line = [&](const nlohmann::json& j) {
-        if (out.on) { log << j.dump() << "\n"; log.flush(); }
+        if (!out.on) return;
+        log << j.dump() << "\n";
+        log.flush();
+        if (!log) throw Error(log_path + ": cannot write (disk full or not writable); free space or give another -o, "
+                                         "then resume with --resume latest");
     };
     if (std::isnan(state.val_loss_initial)) {
         state.val_loss_initial = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
@@ -357,36 +432,68 @@ int run(const Options& o, ProcessGroup& group) {
     const BatchSource next_batch = [&](int step, int micro, int* i, int* t) {
         batches.fill(step, micro, recipe.grad_accum, recipe.micro_batch, i, t);
     };
+    StepMonitor monitor(o.max_nonfinite, recipe.spike_factor);
+    const std::vector<int> poison = test_nonfinite_steps();
     for (int step = state.step; step < recipe.steps; step++) {
         const auto t0 = clock::now();
         const TrainStepResult r = gpt2_device_train_step(model, acts, mm, state.paths, recipe, o.seed, eot, step, next_batch,
-                                                         group, nullptr);
+                                                         group, nullptr, poison);
         const std::vector<std::string>& switched = r.switched;
         state.step = step + 1;
         const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
         const double elapsed = std::chrono::duration<double>(clock::now() - train_started).count();
         const double left = elapsed / (state.step - first_step) * (recipe.steps - state.step);
-        const SigmaState sigma = model.get_sigma();
-        nlohmann::json line = {{"step", step}, {"loss", r.ce}, {"aux_loss", r.aux}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
-                               {"tokens_per_second", tokens_per_step / seconds}, {"switched", switched},
-                               {"sigma", sigma.sigma}};
+        const StepMonitor::Verdict verdict = monitor.observe(r.skipped, r.ce);
         std::string marks, utilisation;
         for (const std::string& sw : switched) marks += " " + sw;
-        if (peak > 0) {
-            const double utilised = mfu(tokens_per_step / seconds);
-            line["mfu"] = utilised;
-            char text[32];
-            std::snprintf(text, sizeof text, "  mfu %.1f%%", 100 * utilised);
-            utilisation = text;
+        if (r.skipped) {  // nothing was applied; JSON has no NaN, so the values are written as text
+            log_line({{"step", step}, {"skipped", "non-finite"}, {"switched", switched},
+                      {"values", {{"loss", std::to_string(r.ce)}, {"aux_loss", std::to_string(r.aux)},
+                                  {"grad_norm", std::to_string(r.grad_norm)}}}});
+            out.line("step %4d/%d  SKIPPED, not finite (loss %g, aux %g, gradient norm %g): nothing applied (%d in a row, "
+                     "the run stops at %d)%s%s\n", step + 1, recipe.steps, r.ce, r.aux, r.grad_norm,
+                     verdict.skipped_in_a_row, o.max_nonfinite, marks.empty() ? "" : "  | fixed:", marks.c_str());
+            if (verdict.stop)
+                throw Error("steps " + std::to_string(step + 2 - verdict.skipped_in_a_row) + " to " + std::to_string(step + 1) +
+                            ": " + std::to_string(verdict.skipped_in_a_row) + " non-finite steps in a row, none applied; "
+                            "stopped (the checkpoints in " + o.out + " are as they were: resume the newest with a recipe "
+                            "of a lower lr, or raise --max-nonfinite-steps)");
+        } else {
+            const SigmaState sigma = model.get_sigma();
+            nlohmann::json line = {{"step", step}, {"loss", r.ce}, {"aux_loss", r.aux}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
+                                   {"tokens_per_second", tokens_per_step / seconds}, {"switched", switched},
+                                   {"sigma", sigma.sigma}};
+            if (peak > 0) {
+                const double utilised = mfu(tokens_per_step / seconds);
+                line["mfu"] = utilised;
+                char text[32];
+                std::snprintf(text, sizeof text, "  mfu %.1f%%", 100 * utilised);
+                utilisation = text;
+            }
+            if (verdict.spike_ratio > 0) {
+                line["spike"] = verdict.spike_ratio;
+                char text[64];
+                std::snprintf(text, sizeof text, "  | SPIKE x%.2f of the last 10 steps", verdict.spike_ratio);
+                marks += text;
+            }
+            log_line(line);
+            out.line("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s%s  %.0fs left%s%s\n", step + 1,
+                     recipe.steps, r.ce, r.aux, r.lr, r.grad_norm, tokens_per_step / seconds, utilisation.c_str(), left,
+                     switched.empty() ? "" : "  | fixed:", marks.c_str());
         }
-        log_line(line);
-        out.line("step %4d/%d  loss %.4f  aux %.4f  lr %.3g  norm %.3f  %.0f tok/s%s  %.0fs left%s%s\n", step + 1,
-                 recipe.steps, r.ce, r.aux, r.lr, r.grad_norm, tokens_per_step / seconds, utilisation.c_str(), left,
-                 marks.empty() ? "" : "  | fixed:", marks.c_str());
         if (o.eval_interval > 0 && state.step % o.eval_interval == 0 && state.step < recipe.steps) {
             val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
             log_line({{"step", state.step}, {"val_loss", val_loss}});
             out.line("eval       step %d val loss %.4f\n", state.step, val_loss);
+        }
+        if (const int signal_number = agreed_stop_signal(group); signal_number != 0) {
+            // asked to stop (preemption, Slurm's warning, Ctrl-C): this step is complete; checkpoint it and go
+            if (!o.no_save) save_checkpoint(o.out, model, state, o.keep_checkpoints, group);
+            out.line("stopped    by %s after step %d%s; resume with:\n%s\n", stop_signal_name(signal_number), state.step,
+                     o.no_save ? " (--no-save: no checkpoint written)" : (", checkpoint " + o.out + "/checkpoint_" +
+                                                                          std::to_string(state.step)).c_str(),
+                     resume_command.c_str());
+            return 0;
         }
         if (!o.no_save && o.checkpoint_interval > 0 && state.step % o.checkpoint_interval == 0)
             save_checkpoint(o.out, model, state, o.keep_checkpoints, group);
@@ -394,7 +501,8 @@ int run(const Options& o, ProcessGroup& group) {
     val_loss = evaluate(model, acts, mm, state.paths, val, recipe.micro_batch, o.eval_batches, eot, group);
     log_line({{"step", state.step}, {"val_loss", val_loss}});
     out.line("eval       step %d val loss %.4f\n", state.step, val_loss);
-    if (!o.no_save) save_checkpoint(o.out, model, state, o.keep_checkpoints, group);
+    const bool saved = o.checkpoint_interval > 0 && state.step % o.checkpoint_interval == 0 && state.step > first_step;
+    if (!o.no_save && !saved) save_checkpoint(o.out, model, state, o.keep_checkpoints, group);
 
     // 5. export and summary (the master weights gathered from every process; rank 0 writes)
     const SigmaState sigma = model.get_sigma();
@@ -425,7 +533,8 @@ int run(const Options& o, ProcessGroup& group) {
         {"tokens", (long)state.step * tokens_per_step}, {"val_loss_initial", state.val_loss_initial},
         {"val_loss_final", val_loss}, {"real_ln_paths_remaining", remaining}, {"sigma", sigma_by_site},
         {"processes", P}, {"wall_seconds", wall}, {"tokens_per_second", tokens_per_second},
-        {"mfu", peak > 0 ? nlohmann::json(mfu(tokens_per_second)) : nlohmann::json()}};
+        {"mfu", peak > 0 ? nlohmann::json(mfu(tokens_per_second)) : nlohmann::json()},
+        {"nonfinite_steps_skipped", monitor.skipped_total()}};
     write_text_file(o.out + "/summary.json", summary.dump(2) + "\n");
     out.line("summary    %s/summary.json: val loss %.4f -> %.4f, %d real LayerNorm paths left, %.0f s\n", o.out.c_str(),
              state.val_loss_initial, val_loss, remaining, wall);
@@ -485,7 +594,10 @@ int main(int argc, char** argv) {
     MpiWorld world(&argc, &argv);
     try {
         std::unique_ptr<ProcessGroup> group = make_group(world);
-        return run(o, *group);
+        install_stop_signals();
+        std::string resume = resume_command_line(argc, argv);
+        if (world.size() > 1) resume = "mpirun -np " + std::to_string(world.size()) + " " + resume;
+        return run(o, *group, resume);
     } catch (const std::exception& e) {
         // one line; in a data-parallel run it names the rank and ends every process, so none waits in a collective
         if (world.size() > 1) {

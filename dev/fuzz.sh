@@ -3,13 +3,19 @@
 #   fuzz_safetensors  lnfree::SafetensorsFile on bytes in memory, every tensor read with its accessor
 #   fuzz_token_shard  lnfree::TokenShard (vocab 0 and 50257) and lnfree::parse_multiple_choice on the same bytes
 #   fuzz_llmc_model   lnfree::load_llmc_model, each input written to a temporary file (/dev/shm when there is one)
+#   fuzz_recipe       a recipe file: nlohmann::json's parse, then lnfree::apply_recipe_json over two presets
+#   fuzz_sigma_file   lnfree::read_sigma_file (an object of sigma per module, or summary.json's) for depths 0-12
+#   fuzz_checkpoint   lnfree::load_eval_model on a checkpoint directory: the input is state.json, model.bin fixed
+#   fuzz_tokenizer    lnfree::Tokenizer::from_hf_directory and from_vocab_json (input: vocab.json NUL merges.txt
+#                     NUL text), then encoding and decoding
+#   fuzz_llmc_tokenizer  lnfree::Tokenizer::from_llmc_file, every token decoded
 #
 #   dev/fuzz.sh [--runs N] [--seconds S] [--fresh] [TARGET...]
 #
 # --runs N (default 20000) and --seconds S (default none; with --seconds alone the runs are unlimited) bound each
 # target; TARGETs (default: all) may omit the fuzz_ prefix; --fresh discards the corpora kept from earlier runs.
 # Everything goes to build/fuzz/: the targets (clang++ -fsanitize=fuzzer,address,undefined, UB fatal), the seeds
-# (written by make_seeds from lnfree's own writers, plus the Python safetensors package's when .venv has it),
+# (written by make_seeds from lnfree's own writers, plus the safetensors and tokenizers packages' when .venv has them),
 # corpus_<target>/ (the seeds copied in; libFuzzer adds what it finds), <target>.log, and crashes/<target>-* for
 # every crashing, leaking, out-of-memory or timing-out input. Exits 1 when any target fails.
 # Reproduce a crash: build/fuzz/<target> build/fuzz/crashes/<file>. Needs clang++ (14 or later) and its
@@ -18,8 +24,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs="" seconds="" fresh=0 targets=()
-all_targets=(fuzz_safetensors fuzz_token_shard fuzz_llmc_model)
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+all_targets=(fuzz_safetensors fuzz_token_shard fuzz_llmc_model fuzz_recipe fuzz_sigma_file fuzz_checkpoint fuzz_tokenizer
+             fuzz_llmc_tokenizer)
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="${2:?--runs needs a number}"; shift 2 ;;
@@ -65,7 +72,7 @@ rm -rf "$out/seeds"
 "$out/make_seeds" "$out/seeds"
 py=.venv/bin/python
 if [ -x "$py" ] && "$py" -c "import numpy, safetensors" 2>/dev/null; then
-    "$py" test/fuzz/make_seeds.py "$out/seeds/fuzz_safetensors"
+    "$py" test/fuzz/make_seeds.py "$out/seeds"
 fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1"
@@ -76,6 +83,11 @@ dict_of() {
         fuzz_safetensors) echo test/fuzz/safetensors.dict ;;
         fuzz_token_shard) echo test/fuzz/token_shard.dict ;;
         fuzz_llmc_model) echo test/fuzz/llmc_model.dict ;;
+        fuzz_recipe) echo test/fuzz/recipe.dict ;;
+        fuzz_sigma_file) echo test/fuzz/sigma_file.dict ;;
+        fuzz_checkpoint) echo test/fuzz/checkpoint.dict ;;
+        fuzz_tokenizer) echo test/fuzz/tokenizer.dict ;;
+        fuzz_llmc_tokenizer) echo test/fuzz/llmc_tokenizer.dict ;;
     esac
 }
 stat_of() { sed -n "s/^stat::$1: *//p" "$2" | tail -1; }

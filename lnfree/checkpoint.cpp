@@ -247,7 +247,7 @@ ParameterSet<float> load_model(const std::string& path) {
     return load_llmc_model(path);
 }
 
-void write_llmc_model(const std::string& path, const ParameterSet<float>& params) {
+FileDigest write_llmc_model(const std::string& path, const ParameterSet<float>& params) {
     int32_t h[256] = {};
     const GPT2Config& c = params.config;
     h[0] = kLlmcMagic; h[1] = 3; h[2] = c.maxT; h[3] = c.V; h[4] = c.L; h[5] = c.NH; h[6] = c.C; h[7] = c.Vp;
@@ -255,6 +255,7 @@ void write_llmc_model(const std::string& path, const ParameterSet<float>& params
     out.write(h, sizeof(h));
     out.write(params.data.data(), params.data.size() * sizeof(float));
     out.commit();
+    return out.digest();
 }
 
 }  // namespace lnfree

@@ -7,6 +7,7 @@
 #pragma once
 #include <string>
 
+#include "lnfree/checksum.h"
 #include "lnfree/model.h"
 
 namespace lnfree {
@@ -26,7 +27,8 @@ ParameterSet<float> init_gpt2(const GPT2Config& c, uint64_t seed);
 ParameterSet<float> load_llmc_model(const std::string& path);
 // A directory is read as a Hugging Face checkpoint, a file as an llm.c model file.
 ParameterSet<float> load_model(const std::string& path);
-void write_llmc_model(const std::string& path, const ParameterSet<float>& params);  // version 3, float32
+// version 3, float32; returns the file's size and XXH64 (what a checkpoint records of it)
+FileDigest write_llmc_model(const std::string& path, const ParameterSet<float>& params);
 
 // Hugging Face names of the tensors of layer l (without "transformer."), in the engine's order of kParamNames.
 std::string hf_tensor_name(int tensor, int layer);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lnfree/checkpoint.h"
+#include "lnfree/checkpoint_integrity.h"
 #include "lnfree/error.h"
 #include "lnfree/file_io.h"
 
@@ -29,20 +30,9 @@ LayerNormPaths all_fixed(int L) {
     return p;
 }
 
-std::string newest_checkpoint(const std::string& run_dir) {
-    int best = -1;
-    for (auto& e : fs::directory_iterator(run_dir)) {
-        const std::string name = e.path().filename();
-        const std::string step = name.rfind("checkpoint_", 0) == 0 ? name.substr(11) : "";
-        // checkpoint_<digits> only: not a half-written checkpoint_<step>.tmp, nor a directory a user named
-        if (!step.empty() && step.size() < 10 && step.find_first_not_of("0123456789") == std::string::npos &&
-            fs::exists(e.path() / "state.json"))
-            best = std::max(best, std::stoi(step));
-    }
-    return best < 0 ? "" : run_dir + "/checkpoint_" + std::to_string(best);
-}
-
-void load_checkpoint_directory(EvalModel& m, const std::string& dir) {
+// verified: newest_good_checkpoint has just verified dir (its gigabytes need not be read twice)
+void load_checkpoint_directory(EvalModel& m, const std::string& dir, bool verified) {
+    if (!verified) check_checkpoint(dir);  // the trainer's --resume check: a damaged file is named, not loaded
     const std::string state_path = dir + "/state.json";
     const nlohmann::json state = nlohmann::json::parse(read_text_file(state_path), nullptr, false);
     if (!state.is_object() || !state.contains("fixed") || !state.contains("sigma"))
@@ -93,11 +83,13 @@ EvalModel load_eval_model(const std::string& label, const std::string& path) {
         if (fs::exists(path + "/vocab.json")) m.tokenizer_dir = path;
         return m;
     }
-    const std::string checkpoint = fs::exists(path + "/state.json") ? path : newest_checkpoint(path);
+    // a run's output directory: its newest intact checkpoint, damaged or partial ones skipped with a warning
+    const bool run_dir = !fs::exists(path + "/state.json");
+    const std::string checkpoint = run_dir ? newest_good_checkpoint(path) : path;
     if (checkpoint.empty())
         throw Error(path + ": neither a Hugging Face directory (config.json), a checkpoint (state.json) nor a run's "
                            "output directory with a checkpoint_<step>");
-    load_checkpoint_directory(m, checkpoint);
+    load_checkpoint_directory(m, checkpoint, run_dir);
     m.path = checkpoint;
     return m;
 }

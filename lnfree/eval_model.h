@@ -6,7 +6,7 @@
 //    relative var / (2 eps);
 //  - an llm.c model file (every path real);
 //  - a run's checkpoint directory (checkpoint_<step>/: model.bin and state.json's paths and sigmas), or a run's
-//    output directory (its newest checkpoint).
+//    output directory (its newest intact checkpoint). Checkpoints are verified first (lnfree/checkpoint_integrity.h).
 #pragma once
 #include <string>
 

@@ -194,15 +194,25 @@ void export_transformer_lens(const std::string& dir, const ParameterSet<float>& 
 
 }  // namespace
 
+// Each export directory is written as "<dir>.tmp" and put in place of an older export only once complete
+// (lnfree/file_io.h, StagedDirectory): a failed write (no space, a file-size limit) leaves the older export as it
+// was and no temporary directory behind. The directory, not out_dir, is replaced: out_dir may hold other files.
 void export_hf_with_layernorm(const std::string& dir, const ParameterSet<float>& params, const std::string& source_dir) {
-    export_hf(dir, params, {}, source_dir);
+    StagedDirectory hf(dir);
+    export_hf(hf.path(), params, {}, source_dir);
+    hf.commit();
 }
 
 void export_lnfree(const std::string& out_dir, const ParameterSet<float>& params, const std::vector<double>& sigma,
                    const std::string& source_dir) {
     check_sigma(params, sigma);
-    export_hf(out_dir + "/hf", params, sigma, source_dir);
-    export_transformer_lens(out_dir + "/transformer_lens", params, sigma);
+    StagedDirectory hf(out_dir + "/hf"), lens(out_dir + "/transformer_lens");
+    export_hf(hf.path(), params, sigma, source_dir);
+    export_transformer_lens(lens.path(), params, sigma);
+    // both complete before either replaces its older export: only a failed rename between the two (the
+    // filesystem gone read-only) can leave a new hf/ beside an old transformer_lens/
+    hf.commit();
+    lens.commit();
 }
 
 }  // namespace lnfree

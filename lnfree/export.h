@@ -5,6 +5,7 @@
 //  - transformer_lens/: the model with no normalization at all, in TransformerLens naming for
 //    normalization_type=None: gamma/sigma folded into the reading weights, the mean subtraction folded by centering
 //    them over d_model, beta folded into the following biases, and an untied unembedding with a bias.
+// Each directory is written as "<dir>.tmp" and replaces an older export only when complete (lnfree/file_io.h).
 #pragma once
 #include <string>
 #include <vector>

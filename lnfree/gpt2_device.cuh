@@ -41,6 +41,7 @@ struct DeviceGPT2 {
     device::Buffer<float> grads;                    // (padded) float32 gradients
     device::Buffer<float> master, m, v;             // (shard) float32 master weights and AdamW moments: ZeRO-1
     device::Buffer<double> sigma_ema, sigma;        // (2L+1) the estimator's state, as lnfree::SigmaState
+    device::Buffer<double> sigma_ema_saved, sigma_saved;  // (2L+1) that state before a step, restored if it is skipped
     device::Buffer<float> grad_norm, norm_scratch;  // the optimizer step's global gradient norm
     device::Buffer<double> grad_sum_squares;
     int adam_t = 0;
@@ -51,7 +52,8 @@ struct DeviceGPT2 {
         : cfg(host.config), offset(host.offset), num_params(host.data.size()),
           padded(padded_length(num_params, processes)), shard(shard_range(padded, rank, processes)), params(padded),
           grads(trainable ? padded : 0), master(trainable ? shard.size() : 0), m(master.size()), v(master.size()),
-          sigma_ema(2 * cfg.L + 1), sigma(2 * cfg.L + 1), grad_norm(1), norm_scratch(kernels::kNormBlocks),
+          sigma_ema(2 * cfg.L + 1), sigma(2 * cfg.L + 1), sigma_ema_saved(2 * cfg.L + 1), sigma_saved(2 * cfg.L + 1),
+          grad_norm(1), norm_scratch(kernels::kNormBlocks),
           grad_sum_squares(1) {
         std::vector<T> copy(padded, kernels::from_float<T>(0.0f));
         for (size_t i = 0; i < num_params; i++) copy[i] = kernels::from_float<T>(host.data[i]);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "lnfree/error.h"
 #include "lnfree/file_io.h"
@@ -128,6 +129,13 @@ Recipe preset_recipe(const std::string& name, int L) {
 
 namespace {
 
+// A JSON integer that an int holds: get<int>() would wrap any other silently (4294967297 steps to 1).
+bool is_int(const nlohmann::json& v) {
+    if (v.is_number_unsigned()) return v.get<uint64_t>() <= (uint64_t)std::numeric_limits<int>::max();
+    return v.is_number_integer() && v.get<int64_t>() >= std::numeric_limits<int>::min() &&
+           v.get<int64_t>() <= std::numeric_limits<int>::max();
+}
+
 PathKind kind_from(const std::string& s, const std::string& source) {
     if (s == "ln2") return PathKind::LN2;
     if (s == "ln1qk") return PathKind::LN1QK;
@@ -140,26 +148,32 @@ PathKind kind_from(const std::string& s, const std::string& source) {
 
 void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& source) {
     if (!j.is_object()) throw Error(source + ": a recipe is a JSON object of fields to override");
-    for (auto& [key, value] : j.items()) {
+    for (const auto& item : j.items()) {
+        // named references, not a structured binding: clang before 16 (dev/fuzz.sh's) cannot capture one in a lambda
+        const std::string& key = item.key();
+        const nlohmann::json& value = item.value();
         auto number = [&]() {
             if (!value.is_number()) throw Error(source + ": '" + key + "' must be a number");
             return value.get<double>();
         };
         auto integer = [&]() {
-            if (!value.is_number_integer()) throw Error(source + ": '" + key + "' must be an integer");
+            if (!is_int(value)) throw Error(source + ": '" + key + "' must be an integer between -2147483648 and 2147483647");
             return value.get<int>();
         };
         auto boolean = [&]() {
             if (!value.is_boolean()) throw Error(source + ": '" + key + "' must be true or false");
             return value.get<bool>();
         };
-        if (key == "name") r.name = value.get<std::string>();
+        if (key == "name") {
+            if (!value.is_string()) throw Error(source + ": 'name' must be a string");
+            r.name = value.get<std::string>();
+        }
         else if (key == "events") {
             if (!value.is_array()) throw Error(source + ": 'events' must be a list of {kind, start, gap}");
             r.events.clear();
             for (auto& e : value) {
                 if (!e.is_object() || !e.contains("kind") || !e.contains("start") || !e["kind"].is_string() ||
-                    !e["start"].is_number_integer() || (e.contains("gap") && !e["gap"].is_number_integer()))
+                    !is_int(e["start"]) || (e.contains("gap") && !is_int(e["gap"])))
                     throw Error(source + ": each event is {\"kind\": \"ln2|ln1qk|ln1v|lnf\", \"start\": int, \"gap\": int}");
                 r.events.push_back({kind_from(e["kind"], source), e["start"].get<int>(), e.value("gap", 0)});
             }
@@ -188,6 +202,7 @@ void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& so
         else if (key == "ignore_eot_targets") r.ignore_eot_targets = boolean();
         else if (key == "random_init") r.random_init = boolean();
         else if (key == "stochastic_rounding") r.stochastic_rounding = boolean();
+        else if (key == "spike_factor") r.spike_factor = number();
         else if (key == "sigma_file") {
             if (!value.is_string()) throw Error(source + ": 'sigma_file' must be a path (\"\" for none)");
             const std::filesystem::path path = value.get<std::string>();  // relative to the recipe file's folder
@@ -202,9 +217,10 @@ void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& so
         else throw Error(source + ": unknown recipe field '" + key + "' (see doc/trainer.md for the fields)");
     }
     if (r.steps < 0 || r.micro_batch < 1 || r.grad_accum < 1 || r.seq_len < 2 || r.lr.warmup < 0 || r.lr.length < 1 ||
-        r.ln1_calls < 2 || r.ln1_calls > 8 || r.dropout < 0 || r.dropout >= 1)
+        r.ln1_calls < 2 || r.ln1_calls > 8 || r.dropout < 0 || r.dropout >= 1 ||
+        !(r.spike_factor == 0 || r.spike_factor > 1))
         throw Error(source + ": a field is out of range (steps >= 0, micro_batch, grad_accum >= 1, seq_len >= 2, "
-                             "schedule_length >= 1, ln1_calls in 2..8, dropout in [0, 1))");
+                             "schedule_length >= 1, ln1_calls in 2..8, dropout in [0, 1), spike_factor 0 or above 1)");
 }
 
 nlohmann::json recipe_to_json(const Recipe& r) {
@@ -217,7 +233,7 @@ nlohmann::json recipe_to_json(const Recipe& r) {
             {"beta2", r.beta2}, {"eps", r.eps}, {"weight_decay", r.weight_decay},
             {"decay_layernorm_weights", r.decay_layernorm_weights}, {"clip", r.clip}, {"dropout", r.dropout},
             {"ignore_eot_targets", r.ignore_eot_targets}, {"random_init", r.random_init},
-            {"stochastic_rounding", r.stochastic_rounding}, {"sigma_file", r.sigma_file},
+            {"stochastic_rounding", r.stochastic_rounding}, {"spike_factor", r.spike_factor}, {"sigma_file", r.sigma_file},
             {"sampling", r.sampling == Recipe::Sampling::chunks ? "chunks" : "random_windows"}};
 }
 

@@ -35,6 +35,8 @@ struct Recipe {
     bool ignore_eot_targets = true;       // the training loss skips end-of-text targets (method.md 7.1)
     bool random_init = false;             // pretrain: start from random weights
     bool stochastic_rounding = true;      // bf16 weight copy
+    // a step's loss above this multiple of the mean of the previous 10 steps is marked a spike (0: never)
+    double spike_factor = 1.5;
     // sigma per module read from a JSON file instead of measured on the first batch (doc/trainer.md); with
     // momentum 1 it never moves: the 2024 recipe's fixed values, or another run's summary.json
     std::string sigma_file;

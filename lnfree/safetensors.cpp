@@ -213,8 +213,8 @@ SafetensorsView f32_view(const std::string& name, const std::vector<size_t>& sha
     return SafetensorsView{name, "F32", shape, data, n * 4};
 }
 
-void write_safetensors(const std::string& path, const std::vector<SafetensorsView>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+FileDigest write_safetensors(const std::string& path, const std::vector<SafetensorsView>& tensors,
+                             const std::map<std::string, std::string>& metadata) {
     nlohmann::ordered_json header;
     if (!metadata.empty()) header["__metadata__"] = metadata;
     size_t offset = 0;
@@ -231,6 +231,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsVie
     out.write(text.data(), text.size());
     for (const SafetensorsView& t : tensors) out.write(t.data, t.nbytes);
     out.commit();
+    return out.digest();
 }
 
 }  // namespace lnfree

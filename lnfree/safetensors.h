@@ -55,8 +55,9 @@ struct SafetensorsView {
 };
 
 SafetensorsView f32_view(const std::string& name, const std::vector<size_t>& shape, const float* data);
-void write_safetensors(const std::string& path, const std::vector<SafetensorsView>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+// Returns the written file's size and XXH64 (what a checkpoint records of it).
+FileDigest write_safetensors(const std::string& path, const std::vector<SafetensorsView>& tensors,
+                             const std::map<std::string, std::string>& metadata = {});
 
 size_t safetensors_dtype_size(const std::string& dtype);  // 0 for an unknown dtype
 float half_to_float(uint16_t h);

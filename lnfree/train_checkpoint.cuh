@@ -2,16 +2,24 @@
 // processes that wrote it. Every process's shard of the master weights and AdamW moments is gathered and rank 0
 // writes checkpoint_<step>.tmp, then renames it; on resume each process reads its own shard of the same file, so
 // a run saved by P processes continues on any P'.
+// Integrity (lnfree/checkpoint_integrity.h): state.json, written last, records the size and XXH64 of the other
+// files and seals itself; a resume verifies all of it before loading anything. A failed write (no space, no
+// permission, a file-size limit) throws lnfree::Error naming the file and what to do, removes
+// checkpoint_<step>.tmp, and leaves every earlier checkpoint as it was.
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "lnfree/checkpoint.h"
+#include "lnfree/checkpoint_integrity.h"
 #include "lnfree/error.h"
 #include "lnfree/file_io.h"
 #include "lnfree/gpt2_device.cuh"
@@ -25,45 +33,68 @@ struct RunState {
     double val_loss_initial = NAN;
 };
 
+namespace detail {
+
+// --resume latest verifies checkpoints to choose one and the trainer then loads it: the directory that
+// latest_checkpoint has just verified is not read a second time (tens of GB at XL) by load_checkpoint.
+inline std::string& just_verified_checkpoint() {
+    static std::string dir;
+    return dir;
+}
+
+// Keeps the newest `keep` checkpoints (at least one). A checkpoint that cannot be removed costs space, not
+// correctness: a warning, and the next save tries again.
+inline void remove_old_checkpoints(const std::string& out, int keep) {
+    const std::vector<std::string> newest_first = list_checkpoints(out);
+    for (size_t i = (size_t)std::max(keep, 1); i < newest_first.size(); i++) {
+        std::error_code ec;
+        std::filesystem::remove_all(newest_first[i], ec);
+        if (ec)
+            std::fprintf(stderr, "warning: %s: cannot remove this old checkpoint (%s); remove it by hand\n",
+                         newest_first[i].c_str(), ec.message().c_str());
+    }
+}
+
+}  // namespace detail
+
 // Collective: every process calls it; rank 0 writes out/checkpoint_<step> and keeps the newest `keep`.
 template <typename T>
 void save_checkpoint(const std::string& out, DeviceGPT2<T>& model, const RunState& run, int keep, ProcessGroup& group) {
-    namespace fs = std::filesystem;
     ParameterSet<float> master(model.cfg);
     master.data = gather_optimizer_state(model, model.master, group);
     const std::vector<float> m = gather_optimizer_state(model, model.m, group), v = gather_optimizer_state(model, model.v, group);
     if (group.rank() != 0) return;
-    const std::string dir = out + "/checkpoint_" + std::to_string(run.step), tmp = dir + ".tmp";
-    fs::remove_all(tmp);
-    make_directories(tmp);
+    const std::string dir = out + "/checkpoint_" + std::to_string(run.step);
+    StagedDirectory staged(dir);  // checkpoint_<step>.tmp, removed if anything below throws
+    const std::string tmp = staged.path();
     std::vector<T> copy(model.num_params);  // every process holds the whole compute copy
     device::to_host(copy.data(), model.params.data(), model.num_params * sizeof(T));
     const size_t n = model.num_params;
-    write_safetensors(tmp + "/state.safetensors",
-                      {f32_view("master", {n}, master.data.data()), f32_view("m", {n}, m.data()), f32_view("v", {n}, v.data()),
-                       SafetensorsView{"compute_copy", sizeof(T) == 4 ? "F32" : "BF16", {n}, copy.data(), n * sizeof(T)}});
+    std::map<std::string, FileDigest> files;
+    files["state.safetensors"] = write_safetensors(
+        tmp + "/state.safetensors",
+        {f32_view("master", {n}, master.data.data()), f32_view("m", {n}, m.data()), f32_view("v", {n}, v.data()),
+         SafetensorsView{"compute_copy", sizeof(T) == 4 ? "F32" : "BF16", {n}, copy.data(), n * sizeof(T)}});
+    files["model.bin"] = write_llmc_model(tmp + "/model.bin", master);
     const SigmaState sigma = model.get_sigma();
     nlohmann::json paths = {{"ln2", run.paths.ln2_fixed}, {"ln1qk", run.paths.ln1qk_fixed},
                             {"ln1v", run.paths.ln1v_fixed}, {"lnf", run.paths.lnf_fixed}};
     nlohmann::json meta = {{"step", run.step}, {"adam_t", model.adam_t}, {"sigma_ema", sigma.ema},
                            {"sigma", sigma.sigma}, {"fixed", paths}, {"val_loss_initial", run.val_loss_initial},
                            {"processes", group.size()}};
-    write_text_file(tmp + "/state.json", meta.dump(2));
-    write_llmc_model(tmp + "/model.bin", master);
-    fs::remove_all(dir);
-    fs::rename(tmp, dir);
-    std::vector<int> steps;  // keep the newest `keep`
-    for (auto& e : fs::directory_iterator(out)) {
-        const std::string name = e.path().filename();
-        if (name.rfind("checkpoint_", 0) == 0 && name.find('.') == std::string::npos) steps.push_back(std::stoi(name.substr(11)));
-    }
-    std::sort(steps.begin(), steps.end());
-    for (size_t i = 0; i + keep < steps.size(); i++) fs::remove_all(out + "/checkpoint_" + std::to_string(steps[i]));
+    seal_checkpoint_state(meta, files);
+    write_text_file(tmp + "/state.json", meta.dump(2));  // last: a checkpoint without state.json is partial
+    staged.commit();
+    detail::remove_old_checkpoints(out, keep);
 }
 
-// Every process reads the whole compute copy and its own shard of the optimizer state.
+// Every process reads the whole compute copy and its own shard of the optimizer state, after verifying the
+// checkpoint (a damaged one is refused with one line naming the file). warn: print the warning about a
+// checkpoint too old to carry checksums (rank 0 alone, where the caller knows ranks).
 template <typename T>
-void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run) {
+void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run, bool warn = true) {
+    if (detail::just_verified_checkpoint() != dir) check_checkpoint(dir, warn);
+    detail::just_verified_checkpoint().clear();
     const nlohmann::json meta = nlohmann::json::parse(read_text_file(dir + "/state.json"), nullptr, false);
     if (meta.is_discarded()) throw Error(dir + "/state.json: not valid JSON; the checkpoint is damaged");
     SafetensorsFile f(dir + "/state.safetensors");
@@ -83,29 +114,29 @@ void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run
     std::vector<T> typed(copy.size());
     for (size_t i = 0; i < copy.size(); i++) typed[i] = kernels::from_float<T>(copy[i]);
     device::to_device(model.params.data(), typed.data(), typed.size() * sizeof(T));
-    SigmaState s(model.cfg.L);
-    s.ema = meta.at("sigma_ema").get<std::vector<double>>();
-    s.sigma = meta.at("sigma").get<std::vector<double>>();
-    model.set_sigma(s);
-    model.adam_t = meta.at("adam_t");
-    run.step = meta.at("step");
-    run.paths.ln2_fixed = meta.at("fixed").at("ln2").get<std::vector<bool>>();
-    run.paths.ln1qk_fixed = meta.at("fixed").at("ln1qk").get<std::vector<bool>>();
-    run.paths.ln1v_fixed = meta.at("fixed").at("ln1v").get<std::vector<bool>>();
-    run.paths.lnf_fixed = meta.at("fixed").at("lnf");
-    run.val_loss_initial = meta.value("val_loss_initial", NAN);
+    try {  // a checkpoint too old to verify can still lack a field: one line naming state.json, not a JSON trace
+        SigmaState s(model.cfg.L);
+        s.ema = meta.at("sigma_ema").get<std::vector<double>>();
+        s.sigma = meta.at("sigma").get<std::vector<double>>();
+        model.set_sigma(s);
+        model.adam_t = meta.at("adam_t");
+        run.step = meta.at("step");
+        run.paths.ln2_fixed = meta.at("fixed").at("ln2").get<std::vector<bool>>();
+        run.paths.ln1qk_fixed = meta.at("fixed").at("ln1qk").get<std::vector<bool>>();
+        run.paths.ln1v_fixed = meta.at("fixed").at("ln1v").get<std::vector<bool>>();
+        run.paths.lnf_fixed = meta.at("fixed").at("lnf");
+        run.val_loss_initial = meta.value("val_loss_initial", NAN);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(dir + "/state.json: " + e.what() + "; the checkpoint is damaged");
+    }
 }
 
-inline std::string latest_checkpoint(const std::string& out) {
-    namespace fs = std::filesystem;
-    int best = -1;
-    if (fs::exists(out))
-        for (auto& e : fs::directory_iterator(out)) {
-            const std::string name = e.path().filename();
-            if (name.rfind("checkpoint_", 0) == 0 && name.find('.') == std::string::npos) best = std::max(best, std::stoi(name.substr(11)));
-        }
-    if (best < 0) throw Error(out + ": no checkpoint to resume from");
-    return out + "/checkpoint_" + std::to_string(best);
+// The newest intact checkpoint in `out`, skipping damaged or partial ones with a warning line each (when warn).
+inline std::string latest_checkpoint(const std::string& out, bool warn = true) {
+    const std::string dir = newest_good_checkpoint(out, warn);
+    if (dir.empty()) throw Error(out + ": no checkpoint to resume from; start without --resume, or give -o the run's directory");
+    detail::just_verified_checkpoint() = dir;
+    return dir;
 }
 
 }  // namespace lnfree

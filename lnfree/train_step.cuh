@@ -2,6 +2,8 @@
 // lnfree/gpt2_device.cuh, the gradients' reduce-scatter, the global norm, AdamW on this process's shard and the
 // all-gather of the compute copy. The trainer and the tests call these same functions.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -22,7 +24,14 @@ struct TrainStepResult {
     double ce = 0.0, aux = 0.0;  // means over the step's micro-batches (aux unweighted)
     double lr = 0.0, grad_norm = 0.0;
     std::vector<std::string> switched;
+    bool skipped = false;  // the loss or the gradient norm was not finite: nothing of the step was applied
 };
+
+// A test's way to make a step's gradient non-finite (the trainer reads LNFREE_TEST_NONFINITE_STEPS): every
+// process poisons its first gradient before the norm, so the real guard below sees it.
+inline bool poisoned_step(const std::vector<int>& steps, int step) {
+    return std::find(steps.begin(), steps.end(), step) != steps.end();
+}
 
 // AdamW over this process's shard of the parameters (all of them in a single process), clipping folded in, then
 // the shards gathered back into every process's compute copy. model.grad_norm must hold the global gradient norm
@@ -68,7 +77,9 @@ inline int micro_batches_per_process(const Recipe& r, int processes) {
     return r.grad_accum / processes;
 }
 
-// One optimizer step of a run, as ref::train does it: the removal events due at `step`, the recipe's micro-batches
+// One optimizer step of a run, as ref::train does it (a step whose loss or gradient norm is not finite is not
+// applied: weights, moments, the update count and the sigma estimator's state stay as they were; the step still
+// counts, so the data, dropout masks, learning rate and removal events stay on the recipe's timeline): the removal events due at `step`, the recipe's micro-batches
 // (each gradient scaled by 1/grad_accum), the gradients summed over the processes into each one's shard, the global
 // norm, and AdamW with clipping folded in. Process p's micro-batch m is the step's global micro-batch m * P + p
 // (its data and its dropout masks), so P processes of A / P micro-batches run what one process of A does; the
@@ -76,10 +87,14 @@ inline int micro_batches_per_process(const Recipe& r, int processes) {
 template <typename T>
 TrainStepResult gpt2_device_train_step(DeviceGPT2<T>& model, DeviceActivations<T>& acts, kernels::MatmulContext& mm,
                                        LayerNormPaths& paths, const Recipe& r, uint64_t seed, int eot, int step,
-                                       const BatchSource& next_batch, ProcessGroup& group, cudaStream_t s) {
+                                       const BatchSource& next_batch, ProcessGroup& group, cudaStream_t s,
+                                       const std::vector<int>& poison_steps = {}) {
     TrainStepResult out;
     const int P = group.size(), local = micro_batches_per_process(r, P);
     out.switched = apply_removal_events(r.events, step, paths);
+    const size_t sigma_bytes = model.sigma.size() * sizeof(double);  // the estimator's state, restored if skipped
+    device::copy(model.sigma_ema_saved.data(), model.sigma_ema.data(), sigma_bytes, s);
+    device::copy(model.sigma_saved.data(), model.sigma.data(), sigma_bytes, s);
     const SigmaEstimator estimator{r.momentum_ln1, r.momentum_ln2, r.momentum_lnf, r.ln1_calls};
     std::vector<int> idx(acts.N), targets(acts.N);
     device::zero(model.grads.data(), model.padded * sizeof(float), s);
@@ -110,13 +125,24 @@ TrainStepResult gpt2_device_train_step(DeviceGPT2<T>& model, DeviceActivations<T
         out.aux += all[at + 1] / r.grad_accum;
     }
     group.reduce_scatter_sum(model.grads.data(), model.padded, s);
+    if (poisoned_step(poison_steps, step)) {
+        const float nan = NAN;
+        device::to_device(model.grads.data() + model.shard.first, &nan, sizeof(float));
+    }
     out.lr = r.lr.at(step);
     kernels::sum_squares(model.grad_sum_squares.data(), model.norm_scratch.data(), model.grads.data() + model.shard.first,
                          model.shard.size(), s);
     group.all_reduce_sum(model.grad_sum_squares.data(), 1, s);
     kernels::norm_from_sum_squares(model.grad_norm.data(), model.grad_sum_squares.data(), s);
-    gpt2_device_optimizer_step(model, r, out.lr, seed, group, s);
+    // every process has the same losses and norm, so all decide alike
     out.grad_norm = model.grad_norm.to_host()[0];
+    out.skipped = !std::isfinite(out.ce) || !std::isfinite(out.aux) || !std::isfinite(out.grad_norm);
+    if (out.skipped) {
+        device::copy(model.sigma_ema.data(), model.sigma_ema_saved.data(), sigma_bytes, s);
+        device::copy(model.sigma.data(), model.sigma_saved.data(), sigma_bytes, s);
+        return out;
+    }
+    gpt2_device_optimizer_step(model, r, out.lr, seed, group, s);
     return out;
 }
 

@@ -1,17 +1,17 @@
 // libFuzzer target: lnfree::load_llmc_model (llm.c model file) on arbitrary bytes (dev/fuzz.sh builds and runs
 // it). The loader takes a path and maps the file, so each input is written to one temporary file first
-// ($LNFREE_FUZZ_TMP, else /dev/shm or /tmp); that costs tens of microseconds an input. Bad input must end in
-// lnfree::Error; anything else (including an allocation over libFuzzer's -malloc_limit_mb) is a finding.
+// (fuzz_tmp.h: $LNFREE_FUZZ_TMP, else /dev/shm or /tmp); that costs tens of microseconds an input. Bad input must
+// end in lnfree::Error; anything else (including an allocation over libFuzzer's -malloc_limit_mb) is a finding.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <fcntl.h>
 #include <string>
 #include <unistd.h>
 
 #include "lnfree/checkpoint.h"
 #include "lnfree/error.h"
 #include "test/fuzz/fuzz_check.h"
+#include "test/fuzz/fuzz_tmp.h"
 
 namespace {
 
@@ -19,30 +19,16 @@ std::string g_path;
 
 void remove_tmp() { ::unlink(g_path.c_str()); }
 
-void write_input(const uint8_t* data, size_t size) {
-    int fd = ::open(g_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    FUZZ_CHECK(fd >= 0);
-    while (size > 0) {
-        ssize_t w = ::write(fd, data, size);
-        FUZZ_CHECK(w > 0);
-        data += w;
-        size -= (size_t)w;
-    }
-    ::close(fd);
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    const char* dir = std::getenv("LNFREE_FUZZ_TMP");
-    if (!dir) dir = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    g_path = std::string(dir) + "/lnfree_fuzz_llmc_" + std::to_string(::getpid()) + ".bin";
+    g_path = fuzz::tmp_path("llmc") + ".bin";
     std::atexit(remove_tmp);
     return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    write_input(data, size);
+    fuzz::write_file(g_path, data, size);
     try {
         lnfree::ParameterSet<float> p = lnfree::load_llmc_model(g_path);
         const lnfree::GPT2Config& c = p.config;

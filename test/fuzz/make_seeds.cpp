@@ -1,18 +1,26 @@
 // Writes the fuzz targets' seed corpora with lnfree's own writers (dev/fuzz.sh runs it; nothing here is committed):
-//   make_seeds OUT  ->  OUT/fuzz_safetensors/*, OUT/fuzz_token_shard/*, OUT/fuzz_llmc_model/*
+//   make_seeds OUT  ->  OUT/fuzz_safetensors/*, OUT/fuzz_token_shard/*, OUT/fuzz_llmc_model/*, OUT/fuzz_recipe/*,
+//                       OUT/fuzz_sigma_file/*, OUT/fuzz_checkpoint/*, OUT/fuzz_tokenizer/*, OUT/fuzz_llmc_tokenizer/*
 // Small on purpose: libFuzzer's -max_len defaults to the largest seed (at least 4096 bytes).
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "lnfree/checkpoint.h"
+#include "lnfree/checkpoint_integrity.h"
+#include "lnfree/checksum.h"
 #include "lnfree/error.h"
 #include "lnfree/file_io.h"
+#include "lnfree/recipe.h"
 #include "lnfree/safetensors.h"
 #include "lnfree/token_shard.h"
+#include "test/fuzz/checkpoint_fixture.h"
 
 using namespace lnfree;
 
@@ -86,6 +94,168 @@ void llmc_seeds(const std::string& dir) {
     out.commit();
 }
 
+
+void recipe_seeds(const std::string& dir) {
+    // every preset as summary.json writes it, compact (the dump of a Recipe is about 700 bytes)
+    write_text_file(dir + "/small", recipe_to_json(preset_recipe("small", 12)).dump());
+    write_text_file(dir + "/xl", recipe_to_json(preset_recipe("xl", 48)).dump());
+    write_text_file(dir + "/small_2024", recipe_to_json(preset_recipe("small-2024", 12)).dump());
+    write_text_file(dir + "/vanilla", recipe_to_json(preset_recipe("vanilla", 12)).dump());
+    write_text_file(dir + "/pretrain", recipe_to_json(preset_recipe("pretrain", 2)).dump(2));
+    write_text_file(dir + "/derived", recipe_to_json(derive_recipe(2, 120)).dump());
+    // an ablation file as a user writes one: a few fields, events with and without a gap, a relative sigma file
+    write_text_file(dir + "/ablation", R"({
+  "name": "fixed-sigma",
+  "events": [{"kind": "ln2", "start": 3, "gap": 1}, {"kind": "ln1qk", "start": 5, "gap": 0}, {"kind": "lnf", "start": 9}],
+  "momentum": 1.0,
+  "momentum_lnf": 0.99,
+  "sigma_file": "sigma.json",
+  "sampling": "random_windows",
+  "steps": 40, "warmup": 0, "lr": 6e-4, "dropout": 0.0, "random_init": false
+}
+)");
+    write_text_file(dir + "/empty", "{}");
+    if (file_exists("data/tiny/pretrain.json"))  // the bundled tiny model's pretraining recipe (run from the root)
+        write_text_file(dir + "/tiny_pretrain", read_text_file("data/tiny/pretrain.json"));
+}
+
+nlohmann::json sigma_object(int L) {
+    nlohmann::json j = nlohmann::json::object();
+    for (int l = 0; l < L; l++) {
+        j["blocks." + std::to_string(l) + ".ln_1"] = 0.17 + 0.5 * l;
+        j["blocks." + std::to_string(l) + ".ln_2"] = 2.5 + l;
+    }
+    j["ln_f"] = 16.5;
+    return j;
+}
+
+void sigma_file_seeds(const std::string& dir) {
+    write_text_file(dir + "/sigma_2", sigma_object(2).dump());
+    write_text_file(dir + "/sigma_12", sigma_object(12).dump(2));
+    write_text_file(dir + "/sigma_0", sigma_object(0).dump());
+    // a run's summary.json: the object under "sigma", other fields around it
+    const nlohmann::json summary = {{"model", "tiny"}, {"steps", 120}, {"final_val_loss", 3.21},
+                                    {"layernorm", "none"}, {"sigma", sigma_object(2)}};
+    write_text_file(dir + "/summary_2", summary.dump(2));
+    nlohmann::json extra = sigma_object(1);
+    extra["blocks.1.ln_1"] = 1e-300;  // a module past the depth read, and a tiny positive sigma
+    write_text_file(dir + "/summary_1", nlohmann::json{{"sigma", extra}}.dump());
+}
+
+void checkpoint_seeds(const std::string& dir) {
+    // sealed as the trainer seals them (lnfree/checkpoint_integrity.h), with fuzz_checkpoint's fixed model.bin
+    const std::string model = dir + ".model.bin";
+    write_llmc_model(model, fuzz::checkpoint_model());
+    const FileDigest digest = file_digest(model);
+    std::filesystem::remove(model);
+    auto sealed = [&](nlohmann::json state) {
+        seal_checkpoint_state(state, {{"model.bin", digest}});
+        return state;
+    };
+    const int L = fuzz::checkpoint_model().config.L;
+    LayerNormPaths real(L), partial(L), fixed(L);
+    partial.ln2_fixed.assign(L, true);
+    partial.ln1qk_fixed[0] = true;
+    fixed.ln2_fixed.assign(L, true);
+    fixed.ln1qk_fixed.assign(L, true);
+    fixed.ln1v_fixed.assign(L, true);
+    fixed.lnf_fixed = true;
+    SigmaState sigma(L);
+    for (int m = 0; m < 2 * L + 1; m++) {
+        sigma.ema[m] = 0.25 + m;
+        sigma.sigma[m] = m < L ? 0.25 + m : 1.0;
+    }
+    // as the trainer writes it (indented)
+    write_text_file(dir + "/real", sealed(fuzz::checkpoint_state(0, real, SigmaState(L))).dump(2));
+    write_text_file(dir + "/partial", sealed(fuzz::checkpoint_state(12, partial, sigma)).dump(2));
+    nlohmann::json done = fuzz::checkpoint_state(120, fixed, sigma);
+    done["val_loss_initial"] = nullptr;  // a NaN initial loss is written as null
+    write_text_file(dir + "/fixed", sealed(done).dump());
+    // for another depth than model.bin's
+    write_text_file(dir + "/other_depth", sealed(fuzz::checkpoint_state(1, LayerNormPaths(1), SigmaState(1))).dump());
+    // from before checkpoints carried checksums: no "files", no "state_xxh64"
+    write_text_file(dir + "/unsealed", fuzz::checkpoint_state(12, partial, sigma).dump(2));
+}
+
+// GPT-2's byte-level alphabet, as vocab.json and merges.txt write a byte: the printable ones as themselves, the
+// other 68 as U+0100 onwards in byte order; returned as UTF-8.
+std::string alphabet_char(unsigned char b) {
+    auto printable = [](int c) { return (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF); };
+    unsigned cp = b;
+    if (!printable(b)) {
+        cp = 256;
+        for (int c = 0; c < b; c++) cp += !printable(c);
+    }
+    std::string s;
+    if (cp < 0x80) {
+        s += (char)cp;
+    } else {
+        s += (char)(0xC0 | (cp >> 6));
+        s += (char)(0x80 | (cp & 0x3F));
+    }
+    return s;
+}
+
+std::string in_alphabet(const std::string& bytes) {
+    std::string s;
+    for (unsigned char b : bytes) s += alphabet_char(b);
+    return s;
+}
+
+// An input of fuzz_tokenizer: vocab.json (ids in order, as Hugging Face writes it), then NUL and merges.txt (each
+// merge's result added to the vocabulary) and NUL and the text, when given.
+std::string tokenizer_input(const std::vector<std::string>& tokens, const std::vector<std::pair<std::string, std::string>>& merges,
+                            bool with_eot, const std::string& merges_header, const std::string& eol, const std::string* text) {
+    nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
+    auto add = [&](const std::string& piece) {
+        const size_t id = vocab.size();
+        vocab[piece] = id;
+    };
+    for (const std::string& t : tokens) add(in_alphabet(t));
+    std::string merges_txt = merges_header;
+    for (const auto& [left, right] : merges) {
+        add(in_alphabet(left + right));
+        merges_txt += in_alphabet(left) + " " + in_alphabet(right) + eol;
+    }
+    if (with_eot) add("<|endoftext|>");
+    std::string input = vocab.dump();
+    if (!merges.empty() || text) input += '\0' + merges_txt;
+    if (text) input += '\0' + *text;
+    return input;
+}
+
+void tokenizer_seeds(const std::string& dir) {
+    std::vector<std::string> bytes, letters;
+    for (int b = 0; b < 256; b++) bytes.push_back(std::string(1, (char)b));
+    for (const char* c : {" ", "'", "0", "1", "2", "4"}) letters.push_back(c);
+    for (char c = 'a'; c <= 'z'; c++) letters.push_back(std::string(1, c));
+    const std::vector<std::pair<std::string, std::string>> merges = {
+        {" ", "t"}, {"h", "e"}, {" t", "he"}, {"i", "n"}, {"in", "g"}, {" ", "a"}, {"'", "s"}, {"2", "4"}};
+    const std::string text = "the thing's in a<|endoftext|> 24 \xc3\xa9\xff!", ascii = "the cat's 2024";
+    write_text_file(dir + "/full", tokenizer_input(bytes, merges, true, "#version: 0.2\n", "\n", &text));
+    write_text_file(dir + "/letters_crlf", tokenizer_input(letters, merges, false, "", "\r\n", &ascii));
+    write_text_file(dir + "/no_text", tokenizer_input(letters, {merges[0], merges[1], merges[2]}, true, "#version: 0.2\n", "\n", nullptr));
+    write_text_file(dir + "/vocab_only", tokenizer_input(letters, {}, false, "", "\n", nullptr));
+    write_text_file(dir + "/eot_only", tokenizer_input({}, {}, true, "", "\n", nullptr));
+}
+
+// llm.c's tokenizer file: the header (magic 20240328, version, count, end-of-text id), a length byte per token
+void llmc_tokenizer_file(const std::string& path, uint32_t version, const std::vector<std::string>& tokens, int eot) {
+    uint32_t h[256] = {20240328, version, (uint32_t)tokens.size(), (uint32_t)eot};
+    std::string s((const char*)h, sizeof(h));
+    for (const std::string& t : tokens) s += (char)t.size() + t;
+    write_text_file(path, s);
+}
+
+void llmc_tokenizer_seeds(const std::string& dir) {
+    std::vector<std::string> gpt2_like;
+    for (int b = 0; b < 256; b++) gpt2_like.push_back(std::string(1, (char)b));
+    gpt2_like.push_back("<|endoftext|>");
+    llmc_tokenizer_file(dir + "/bytes_v2", 2, gpt2_like, 256);
+    llmc_tokenizer_file(dir + "/small_v1", 1, {"hi", " ", " the", "<|endoftext|>", std::string(255, 'x')}, 3);
+    llmc_tokenizer_file(dir + "/empty_v2", 2, {}, 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,10 +265,17 @@ int main(int argc, char** argv) {
     }
     const std::string out = argv[1];
     try {
-        for (const char* t : {"fuzz_safetensors", "fuzz_token_shard", "fuzz_llmc_model"}) make_directories(out + "/" + t);
+        for (const char* t : {"fuzz_safetensors", "fuzz_token_shard", "fuzz_llmc_model", "fuzz_recipe", "fuzz_sigma_file",
+                              "fuzz_checkpoint", "fuzz_tokenizer", "fuzz_llmc_tokenizer"})
+            make_directories(out + "/" + t);
         safetensors_seeds(out + "/fuzz_safetensors");
         token_shard_seeds(out + "/fuzz_token_shard");
         llmc_seeds(out + "/fuzz_llmc_model");
+        recipe_seeds(out + "/fuzz_recipe");
+        sigma_file_seeds(out + "/fuzz_sigma_file");
+        checkpoint_seeds(out + "/fuzz_checkpoint");
+        tokenizer_seeds(out + "/fuzz_tokenizer");
+        llmc_tokenizer_seeds(out + "/fuzz_llmc_tokenizer");
     } catch (const Error& e) {
         std::fprintf(stderr, "make_seeds: %s\n", e.what());
         return 1;
