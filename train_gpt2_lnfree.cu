@@ -253,48 +253,6 @@ double peak_flops(const Options& o, const Console& out) {
     return 0;
 }
 
-// LNFREE_TEST_NONFINITE_STEPS="5,6": the steps whose gradient the tests make non-finite (0-based; lnfree/train_step.cuh)
-std::vector<int> test_nonfinite_steps() {
-    std::vector<int> steps;
-    const char* list = std::getenv("LNFREE_TEST_NONFINITE_STEPS");
-    for (std::string rest = list ? list : ""; !rest.empty();) {
-        const size_t comma = rest.find(',');
-        try {
-            steps.push_back(std::stoi(rest.substr(0, comma)));
-        } catch (const std::exception&) {
-            throw Error("LNFREE_TEST_NONFINITE_STEPS=" + std::string(list) + ": give step numbers separated by commas");
-        }
-        rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
-    }
-    return steps;
-}
-
-// The stop signal any process received (0: none), the same on every process, so that all stop after one step.
-int agreed_stop_signal(ProcessGroup& group) {
-    const double own = stop_signal();
-    std::vector<double> all(group.size());
-    group.all_gather_host(&own, 1, all.data());
-    for (double s : all)
-        if (s != 0) return (int)s;
-    return 0;
-}
-
-// The command line that continues this run: the same options with --resume latest.
-std::string resume_command_line(int argc, char** argv) {
-    std::string line;
-    for (int i = 0; i < argc; i++) {
-        const std::string a = argv[i];
-        if (a == "--resume" || a == "--overwrite") { i += a == "--resume"; continue; }
-        if (a.rfind("--resume=", 0) == 0) continue;
-        const bool plain = a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+") ==
-                           std::string::npos;
-        std::string quoted = "'";
-        for (char ch : a) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-        line += (line.empty() ? "" : " ") + (plain && !a.empty() ? a : quoted + "'");
-    }
-    return line + " --resume latest";
-}
-
 SampleSettings sample_settings(const Options& o) {
     SampleSettings s;
     s.count = o.samples;

@@ -4,7 +4,11 @@
 // as it was: checkpoints appear under their final name only when whole (lnfree/train_checkpoint.cuh).
 #pragma once
 #include <csignal>
+#include <string>
+#include <vector>
 #include <unistd.h>
+
+#include "lnfree/process_group.h"
 
 namespace lnfree {
 
@@ -30,6 +34,32 @@ inline void install_stop_signals() {
 
 inline const char* stop_signal_name(int number) {
     return number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : number == SIGUSR1 ? "SIGUSR1" : "a signal";
+}
+
+// The stop signal any process received (0: none), the same on every process, so that all stop after one step.
+inline int agreed_stop_signal(ProcessGroup& group) {
+    const double own = stop_signal();
+    std::vector<double> all(group.size());
+    group.all_gather_host(&own, 1, all.data());
+    for (double s : all)
+        if (s != 0) return (int)s;
+    return 0;
+}
+
+// The command line that continues this run: the same options with --resume latest.
+inline std::string resume_command_line(int argc, char** argv) {
+    std::string line;
+    for (int i = 0; i < argc; i++) {
+        const std::string a = argv[i];
+        if (a == "--resume" || a == "--overwrite") { i += a == "--resume"; continue; }
+        if (a.rfind("--resume=", 0) == 0) continue;
+        const bool plain = a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+") ==
+                           std::string::npos;
+        std::string quoted = "'";
+        for (char ch : a) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+        line += (line.empty() ? "" : " ") + (plain && !a.empty() ? a : quoted + "'");
+    }
+    return line + " --resume latest";
 }
 
 }  // namespace lnfree

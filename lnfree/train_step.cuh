@@ -3,6 +3,7 @@
 // all-gather of the compute copy. The trainer and the tests call these same functions.
 #pragma once
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -55,6 +56,22 @@ void gpt2_device_optimizer_step(DeviceGPT2<T>& model, const Recipe& r, double lr
                        model.v.data() + local, model.grads.data() + first, model.grad_norm.data(), a, last - first, s);
     }
     group.all_gather(model.params.data(), sizeof(T), model.padded, s);
+}
+
+// LNFREE_TEST_NONFINITE_STEPS="5,6": the steps whose gradient the tests make non-finite (0-based; lnfree/train_step.cuh)
+inline std::vector<int> test_nonfinite_steps() {
+    std::vector<int> steps;
+    const char* list = std::getenv("LNFREE_TEST_NONFINITE_STEPS");
+    for (std::string rest = list ? list : ""; !rest.empty();) {
+        const size_t comma = rest.find(',');
+        try {
+            steps.push_back(std::stoi(rest.substr(0, comma)));
+        } catch (const std::exception&) {
+            throw Error("LNFREE_TEST_NONFINITE_STEPS=" + std::string(list) + ": give step numbers separated by commas");
+        }
+        rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    }
+    return steps;
 }
 
 // "" when each of `processes` runs a whole number of the recipe's micro-batches, else the error line, with the
