@@ -349,8 +349,9 @@ int run(const Options& o, ProcessGroup& group, const std::string& resume_command
     RunState state;
     state.paths = LayerNormPaths(c.L);
     if (!o.resume.empty()) {
-        const std::string dir = o.resume == "latest" ? latest_checkpoint(o.out, out.on) : o.resume;
-        load_checkpoint(dir, model, state, out.on);
+        const bool latest = o.resume == "latest";
+        const std::string dir = latest ? latest_checkpoint(o.out, out.on) : o.resume;
+        load_checkpoint(dir, model, state, out.on, latest);
         out.line("resumed    %s at step %d\n", dir.c_str(), state.step);
     } else if (!recipe.sigma_file.empty()) {
         model.set_sigma(read_sigma_file(recipe.sigma_file, c.L));

@@ -35,13 +35,6 @@ struct RunState {
 
 namespace detail {
 
-// --resume latest verifies checkpoints to choose one and the trainer then loads it: the directory that
-// latest_checkpoint has just verified is not read a second time (tens of GB at XL) by load_checkpoint.
-inline std::string& just_verified_checkpoint() {
-    static std::string dir;
-    return dir;
-}
-
 // Keeps the newest `keep` checkpoints (at least one). A checkpoint that cannot be removed costs space, not
 // correctness: a warning, and the next save tries again.
 inline void remove_old_checkpoints(const std::string& out, int keep) {
@@ -90,11 +83,12 @@ void save_checkpoint(const std::string& out, DeviceGPT2<T>& model, const RunStat
 
 // Every process reads the whole compute copy and its own shard of the optimizer state, after verifying the
 // checkpoint (a damaged one is refused with one line naming the file). warn: print the warning about a
-// checkpoint too old to carry checksums (rank 0 alone, where the caller knows ranks).
+// checkpoint too old to carry checksums (rank 0 alone, where the caller knows ranks). verified: latest_checkpoint
+// has just checked it, so it is not read a second time (tens of GB at XL).
 template <typename T>
-void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run, bool warn = true) {
-    if (detail::just_verified_checkpoint() != dir) check_checkpoint(dir, warn);
-    detail::just_verified_checkpoint().clear();
+void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run, bool warn = true,
+                     bool verified = false) {
+    if (!verified) check_checkpoint(dir, warn);
     const nlohmann::json meta = nlohmann::json::parse(read_text_file(dir + "/state.json"), nullptr, false);
     if (meta.is_discarded()) throw Error(dir + "/state.json: not valid JSON; the checkpoint is damaged");
     SafetensorsFile f(dir + "/state.safetensors");
@@ -135,7 +129,6 @@ void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run
 inline std::string latest_checkpoint(const std::string& out, bool warn = true) {
     const std::string dir = newest_good_checkpoint(out, warn);
     if (dir.empty()) throw Error(out + ": no checkpoint to resume from; start without --resume, or give -o the run's directory");
-    detail::just_verified_checkpoint() = dir;
     return dir;
 }
 
