@@ -54,6 +54,8 @@ void load_checkpoint_directory(EvalModel& m, const std::string& dir, bool verifi
         (int)m.paths.ln1v_fixed.size() != L || (int)m.sigma.sigma.size() != 2 * L + 1 ||
         (int)m.sigma.ema.size() != 2 * L + 1)
         throw Error(state_path + ": its LayerNorm state is for another depth than model.bin's " + std::to_string(L) + " layers");
+    for (double s : m.sigma.sigma)
+        if (!(s > 0) || !std::isfinite(s)) throw Error(state_path + ": a sigma is not a positive number; the checkpoint is damaged");
 }
 
 }  // namespace

@@ -175,6 +175,9 @@ void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& so
                 if (!e.is_object() || !e.contains("kind") || !e.contains("start") || !e["kind"].is_string() ||
                     !is_int(e["start"]) || (e.contains("gap") && !is_int(e["gap"])))
                     throw Error(source + ": each event is {\"kind\": \"ln2|ln1qk|ln1v|lnf\", \"start\": int, \"gap\": int}");
+                for (auto& field : e.items())
+                    if (field.key() != "kind" && field.key() != "start" && field.key() != "gap")
+                        throw Error(source + ": unknown event field '" + field.key() + "' (an event has kind, start, gap)");
                 r.events.push_back({kind_from(e["kind"], source), e["start"].get<int>(), e.value("gap", 0)});
             }
         }
@@ -216,11 +219,21 @@ void apply_recipe_json(Recipe& r, const nlohmann::json& j, const std::string& so
         }
         else throw Error(source + ": unknown recipe field '" + key + "' (see doc/trainer.md for the fields)");
     }
-    if (r.steps < 0 || r.micro_batch < 1 || r.grad_accum < 1 || r.seq_len < 2 || r.lr.warmup < 0 || r.lr.length < 1 ||
-        r.ln1_calls < 2 || r.ln1_calls > 8 || r.dropout < 0 || r.dropout >= 1 ||
-        !(r.spike_factor == 0 || r.spike_factor > 1))
-        throw Error(source + ": a field is out of range (steps >= 0, micro_batch, grad_accum >= 1, seq_len >= 2, "
-                             "schedule_length >= 1, ln1_calls in 2..8, dropout in [0, 1), spike_factor 0 or above 1)");
+    // every field in its range, named when it is not (a NaN fails every comparison, so each test is written as
+    // what must hold)
+    const auto unit = [](double x) { return x >= 0 && x <= 1; };
+    const std::vector<std::pair<bool, const char*>> ranges = {
+        {r.steps >= 0, "steps >= 0"}, {r.micro_batch >= 1, "micro_batch >= 1"}, {r.grad_accum >= 1, "grad_accum >= 1"},
+        {r.seq_len >= 2, "seq_len >= 2"}, {r.lr.warmup >= 0, "warmup >= 0"}, {r.lr.length >= 1, "schedule_length >= 1"},
+        {r.ln1_calls >= 2 && r.ln1_calls <= 8, "ln1_calls in 2..8"}, {r.dropout >= 0 && r.dropout < 1, "dropout in [0, 1)"},
+        {r.spike_factor == 0 || r.spike_factor > 1, "spike_factor 0 or above 1"},
+        {r.lr.peak >= 0 && std::isfinite(r.lr.peak), "lr >= 0"}, {r.lr.floor >= 0 && std::isfinite(r.lr.floor), "min_lr >= 0"},
+        {unit(r.momentum_ln1) && unit(r.momentum_ln2) && unit(r.momentum_lnf), "momentum in [0, 1]"},
+        {r.beta1 >= 0 && r.beta1 < 1 && r.beta2 >= 0 && r.beta2 < 1, "beta1, beta2 in [0, 1)"},
+        {r.eps > 0 && std::isfinite(r.eps), "eps > 0"}, {r.weight_decay >= 0 && std::isfinite(r.weight_decay), "weight_decay >= 0"},
+        {r.clip > 0, "clip > 0"}, {r.w_aux >= 0 && std::isfinite(r.w_aux), "w_aux >= 0"}};
+    for (const auto& [ok, what] : ranges)
+        if (!ok) throw Error(source + ": a field is out of range: " + what);
 }
 
 nlohmann::json recipe_to_json(const Recipe& r) {

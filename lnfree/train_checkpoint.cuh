@@ -112,6 +112,10 @@ void load_checkpoint(const std::string& dir, DeviceGPT2<T>& model, RunState& run
         SigmaState s(model.cfg.L);
         s.ema = meta.at("sigma_ema").get<std::vector<double>>();
         s.sigma = meta.at("sigma").get<std::vector<double>>();
+        if (s.sigma.size() != (size_t)(2 * model.cfg.L + 1) || s.ema.size() != s.sigma.size())
+            throw Error(dir + "/state.json: its sigmas are for another depth than this model's");
+        for (double x : s.sigma)
+            if (!(x > 0) || !std::isfinite(x)) throw Error(dir + "/state.json: a sigma is not a positive number; the checkpoint is damaged");
         model.set_sigma(s);
         model.adam_t = meta.at("adam_t");
         run.step = meta.at("step");

@@ -124,6 +124,22 @@ TEST_CASE("recipe files override any field and reject unknown ones", "[recipe]")
     CHECK(recipe_to_json(back) == round);
 }
 
+TEST_CASE("every recipe field out of its range is refused, naming the field", "[recipe]") {
+    const std::vector<std::pair<const char*, const char*>> bad = {
+        {R"({"lr": -1e-4})", "lr >= 0"}, {R"({"min_lr": -1})", "min_lr >= 0"}, {R"({"momentum": 1.5})", "momentum"},
+        {R"({"momentum_lnf": -0.1})", "momentum"}, {R"({"beta1": 1.0})", "beta1"}, {R"({"beta2": -0.5})", "beta2"},
+        {R"({"eps": 0})", "eps > 0"}, {R"({"weight_decay": -0.01})", "weight_decay"}, {R"({"clip": 0})", "clip > 0"},
+        {R"({"w_aux": -1})", "w_aux"}, {R"({"spike_factor": 0.5})", "spike_factor"}, {R"({"dropout": 1})", "dropout"},
+        {R"({"steps": -3})", "steps >= 0"}, {R"({"seq_len": 1})", "seq_len >= 2"}, {R"({"ln1_calls": 9})", "ln1_calls"},
+        {R"({"events": [{"kind": "ln2", "start": 3, "gapp": 2}]})", "unknown event field 'gapp'"}};
+    for (const auto& [text, field] : bad) {
+        Recipe r = preset_recipe("small", 12);
+        INFO(text);
+        CHECK_THROWS_WITH(apply_recipe_json(r, nlohmann::json::parse(text), "r.json"),
+                          Catch::Contains("r.json") && Catch::Contains(field));
+    }
+}
+
 TEST_CASE("the 2024 preset follows the public code: schedule, optimiser, fixed sigma, random windows", "[recipe]") {
     const Recipe r = preset_recipe("small-2024", 12);
     LayerNormPaths paths(12);

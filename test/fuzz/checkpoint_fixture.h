@@ -1,6 +1,9 @@
 // The fixed part of fuzz_checkpoint's checkpoint directory, shared with make_seeds so that the seeds' state.json
-// match it: a 2-layer model.bin small enough to rewrite nothing per input, and state.json as the trainer writes it
-// (lnfree/train_checkpoint.cuh's save_checkpoint: step, adam_t, sigma_ema, sigma, fixed, val_loss_initial, processes).
+// match it: a small 2-layer model.bin, written once, and state.json's fields as the trainer writes them
+// (lnfree/train_checkpoint.cuh's save_checkpoint: step, adam_t, sigma_ema, sigma, fixed, val_loss_initial,
+// processes), before seal_checkpoint_state adds "files" and "state_xxh64". The directory holds no
+// state.safetensors (the trainer's resume state, which load_eval_model does not read), so "files" records
+// model.bin only.
 #pragma once
 #include <cmath>
 #include <vector>

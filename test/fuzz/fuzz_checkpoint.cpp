@@ -12,6 +12,7 @@
 // with a warning line on stderr per input. A checkpoint that loads has model.bin's weights, and paths and sigmas
 // for its depth.
 #include <cmath>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -69,7 +70,7 @@ void load() {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     g_dir = fuzz::tmp_path("checkpoint");
-    FUZZ_CHECK(::mkdir(g_dir.c_str(), 0700) == 0);
+    FUZZ_CHECK(::mkdir(g_dir.c_str(), 0700) == 0 || errno == EEXIST);  // a crashed run's, under a reused pid
     std::atexit(remove_tmp);
     g_model = fuzz::checkpoint_model();
     lnfree::write_llmc_model(g_dir + "/model.bin", g_model);

@@ -27,8 +27,8 @@ void check_accepted(const lnfree::Recipe& r, const json& file) {
                r.lr.length >= 1 && r.ln1_calls >= 2 && r.ln1_calls <= 8 && r.dropout >= 0 && r.dropout < 1);
     FUZZ_CHECK(r.sampling == lnfree::Recipe::Sampling::chunks || r.sampling == lnfree::Recipe::Sampling::random_windows);
     for (const lnfree::RemovalEvent& e : r.events)
-        FUZZ_CHECK(e.kind == lnfree::PathKind::LN2 || e.kind == lnfree::PathKind::LN1QK || e.kind == lnfree::PathKind::LN1V ||
-                   e.kind == lnfree::PathKind::LNF);
+        FUZZ_CHECK(e.kind == lnfree::PathKind::LN2 || e.kind == lnfree::PathKind::LN1QK ||
+                   e.kind == lnfree::PathKind::LN1V || e.kind == lnfree::PathKind::LNF);
     const json out = lnfree::recipe_to_json(r);
     for (const auto& [key, value] : out.items())
         if (value.is_number_float()) FUZZ_CHECK(std::isfinite(value.get<double>()));
@@ -62,7 +62,8 @@ void check_accepted(const lnfree::Recipe& r, const json& file) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    static const std::vector<lnfree::Recipe> bases = {lnfree::derive_recipe(2, 120), lnfree::preset_recipe("small-2024", 12)};
+    static const std::vector<lnfree::Recipe> bases = {lnfree::derive_recipe(2, 120),
+                                                      lnfree::preset_recipe("small-2024", 12)};
     const json j = json::parse(std::string((const char*)data, size), nullptr, false);
     if (j.is_discarded()) return 0;  // the trainer's "not valid JSON"
     FUZZ_CHECK(json::parse(j.dump(), nullptr, false) == j);  // whatever parsed prints and parses back

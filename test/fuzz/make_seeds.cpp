@@ -204,8 +204,10 @@ std::string in_alphabet(const std::string& bytes) {
 
 // An input of fuzz_tokenizer: vocab.json (ids in order, as Hugging Face writes it), then NUL and merges.txt (each
 // merge's result added to the vocabulary) and NUL and the text, when given.
-std::string tokenizer_input(const std::vector<std::string>& tokens, const std::vector<std::pair<std::string, std::string>>& merges,
-                            bool with_eot, const std::string& merges_header, const std::string& eol, const std::string* text) {
+using Merges = std::vector<std::pair<std::string, std::string>>;
+
+std::string tokenizer_input(const std::vector<std::string>& tokens, const Merges& merges, bool with_eot,
+                            const std::string& merges_header, const std::string& eol, const std::string* text) {
     nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
     auto add = [&](const std::string& piece) {
         const size_t id = vocab.size();
@@ -229,12 +231,13 @@ void tokenizer_seeds(const std::string& dir) {
     for (int b = 0; b < 256; b++) bytes.push_back(std::string(1, (char)b));
     for (const char* c : {" ", "'", "0", "1", "2", "4"}) letters.push_back(c);
     for (char c = 'a'; c <= 'z'; c++) letters.push_back(std::string(1, c));
-    const std::vector<std::pair<std::string, std::string>> merges = {
+    const Merges merges = {
         {" ", "t"}, {"h", "e"}, {" t", "he"}, {"i", "n"}, {"in", "g"}, {" ", "a"}, {"'", "s"}, {"2", "4"}};
     const std::string text = "the thing's in a<|endoftext|> 24 \xc3\xa9\xff!", ascii = "the cat's 2024";
     write_text_file(dir + "/full", tokenizer_input(bytes, merges, true, "#version: 0.2\n", "\n", &text));
     write_text_file(dir + "/letters_crlf", tokenizer_input(letters, merges, false, "", "\r\n", &ascii));
-    write_text_file(dir + "/no_text", tokenizer_input(letters, {merges[0], merges[1], merges[2]}, true, "#version: 0.2\n", "\n", nullptr));
+    write_text_file(dir + "/no_text",
+                    tokenizer_input(letters, {merges[0], merges[1], merges[2]}, true, "#version: 0.2\n", "\n", nullptr));
     write_text_file(dir + "/vocab_only", tokenizer_input(letters, {}, false, "", "\n", nullptr));
     write_text_file(dir + "/eot_only", tokenizer_input({}, {}, true, "", "\n", nullptr));
 }
