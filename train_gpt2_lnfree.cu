@@ -268,10 +268,7 @@ std::unique_ptr<Tokenizer> sample_tokenizer(const Options& o, const EvalModel& o
         out.line("sample     none: no tokenizer (vocab.json) beside %s\n", original.path.c_str());
         return nullptr;
     }
-    EvalModel shape;
-    shape.path = original.path;
-    shape.params.config = original.params.config;
-    return std::make_unique<Tokenizer>(model_tokenizer(shape, original.tokenizer_dir));
+    return std::make_unique<Tokenizer>(model_tokenizer(original, ""));
 }
 
 int run(const Options& o, ProcessGroup& group, const std::string& resume_command) {

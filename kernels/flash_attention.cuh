@@ -158,6 +158,13 @@ __device__ inline void flash_dropout_step(const DropoutKey& key, uint32_t layer,
         }
     }
 }
+// What element (rows[i], k0 + 8n + 2t + e) of the step is multiplied by: 1 / (1 - p) when bit 2n + e of keep[i] is
+// set, 0 when dropped.
+__device__ inline float flash_keep_factor(const uint32_t (&keep)[2], int i, int bit, float keep_scale) {
+    return keep[i] >> bit & 1u ? keep_scale : 0.0f;
+}
+__device__ inline float flash_keep_scale(const DropoutKey& key) { return key.p > 0.0f ? 1.0f / (1.0f - key.p) : 1.0f; }
+
 __device__ inline float flash_dropout(const DropoutKey& key, uint32_t layer, uint64_t e) {
     return dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, e);
 }
@@ -188,7 +195,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_forward_kernel(
     flash_fragments_a<HDP, LD>(q, q_tile, warp * 16);
     const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
     const uint64_t row_first[2] = {((uint64_t)bh * Tn + row[0]) * Tn, ((uint64_t)bh * Tn + row[1]) * Tn};  // dropout
-    const float keep_scale = key.p > 0.0f ? 1.0f / (1.0f - key.p) : 1.0f;
+    const float keep_scale = flash_keep_scale(key);
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     MmaC o[HDP / 8] = {};
     const int last = (min(q0 + kFlashRows, Tn) - 1) / kFlashCols;  // the diagonal's key tile
@@ -228,8 +235,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_forward_kernel(
             for (int i = 0; i < 2; i++) {
                 const float p0 = expf(s[n].r[2 * i] - mx[i]), p1 = expf(s[n].r[2 * i + 1] - mx[i]);
                 sum[i] += p0 + p1;
-                s[n].r[2 * i] = keep[i] >> 2 * n & 1u ? p0 * keep_scale : 0.0f;
-                s[n].r[2 * i + 1] = keep[i] >> (2 * n + 1) & 1u ? p1 * keep_scale : 0.0f;
+                s[n].r[2 * i] = p0 * flash_keep_factor(keep, i, 2 * n, keep_scale);
+                s[n].r[2 * i + 1] = p1 * flash_keep_factor(keep, i, 2 * n + 1, keep_scale);
             }
         #pragma unroll
         for (int i = 0; i < 2; i++) l[i] += flash_row_sum(sum[i]);
@@ -330,7 +337,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_q_kern
     flash_fragments_a<HDP, LD>(dof, do_tile, warp * 16);
     const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
     const uint64_t row_first[2] = {((uint64_t)bh * Tn + row[0]) * Tn, ((uint64_t)bh * Tn + row[1]) * Tn};  // dropout
-    const float keep_scale = key.p > 0.0f ? 1.0f / (1.0f - key.p) : 1.0f;
+    const float keep_scale = flash_keep_scale(key);
     float row_lse[2], row_d[2];
     #pragma unroll
     for (int i = 0; i < 2; i++) {
@@ -355,7 +362,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_q_kern
             #pragma unroll
             for (int i = 0; i < 2; i++) {
                 const int col = k0 + n * 8 + 2 * t;
-                const float z[2] = {keep[i] >> 2 * n & 1u ? keep_scale : 0.0f, keep[i] >> (2 * n + 1) & 1u ? keep_scale : 0.0f};
+                const float z[2] = {flash_keep_factor(keep, i, 2 * n, keep_scale),
+                                    flash_keep_factor(keep, i, 2 * n + 1, keep_scale)};
                 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const bool visible = col + e <= row[i] && row[i] < Tn;

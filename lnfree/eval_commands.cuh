@@ -25,25 +25,28 @@ struct EvalCommandOptions {
     bool print_ids = false;
 };
 
+// "LABEL=PATH" split into (LABEL, PATH); ("", argument) when there is no label (an '=' inside a path is not one)
+inline std::pair<std::string, std::string> split_label(const std::string& argument) {
+    const size_t eq = argument.find('=');
+    if (eq == std::string::npos || eq == 0 || argument.find('/') < eq) return {"", argument};
+    return {argument.substr(0, eq), argument.substr(eq + 1)};
+}
+
 // "LABEL=PATH" or "PATH" (labelled by its name: tiny, small, ... or the path)
 inline EvalModel load_labelled_model(const std::string& argument) {
-    const size_t eq = argument.find('=');
-    const bool labelled = eq != std::string::npos && eq > 0 && argument.find('/') > eq;
-    const std::string label = labelled ? argument.substr(0, eq) : argument, name = labelled ? argument.substr(eq + 1) : argument;
-    EvalModel m = load_eval_model(label, resolve_model(name).path);
-    if (m.tokenizer_dir.empty() && name == "tiny") m.tokenizer_dir = "data/tiny/model";
-    return m;
+    const auto [label, name] = split_label(argument);
+    return load_eval_model(label.empty() ? name : label, resolve_model(name).path);
 }
 
 // NAME=GLOB, or GLOB named by its file name's stem
 inline std::pair<std::string, std::string> named_set(const std::string& argument, const char* option) {
-    const size_t eq = argument.find('=');
-    if (eq == 0 || eq + 1 == argument.size()) throw Error(std::string(option) + " " + argument + ": give NAME=PATH or PATH");
-    if (eq != std::string::npos && argument.find('/') > eq) return {argument.substr(0, eq), argument.substr(eq + 1)};
-    std::string stem = argument.substr(argument.rfind('/') + 1);
+    const auto [name, path] = split_label(argument);
+    if (path.empty() || argument.front() == '=') throw Error(std::string(option) + " " + argument + ": give NAME=PATH or PATH");
+    if (!name.empty()) return {name, path};
+    std::string stem = path.substr(path.rfind('/') + 1);
     stem = stem.substr(0, std::min(stem.find('*'), stem.find(".bin")));
     while (!stem.empty() && (stem.back() == '_' || stem.back() == '0')) stem.pop_back();
-    return {stem.empty() ? argument : stem, argument};
+    return {stem.empty() ? path : stem, path};
 }
 
 inline void add_model_options(CLI::App& app, EvalCommandOptions& o) {
@@ -109,7 +112,7 @@ inline bool parse_sample_options(int argc, char** argv, EvalCommandOptions& o, i
 template <typename T>
 void run_eval_suite_into(const std::vector<EvalModel>& models, const EvalCommandOptions& o, const Console& out) {
     EvalSuite suite = o.suite;
-    const std::string base = o.model.substr(o.model.find('=') == std::string::npos ? 0 : o.model.find('=') + 1);
+    const std::string base = split_label(o.model).second;
     for (const std::string& d : o.data) suite.datasets.push_back(named_set(d, "--data"));
     for (const std::string& h : o.hellaswag) suite.multiple_choice.push_back(named_set(h, "--hellaswag"));
     if (o.data.empty() && o.hellaswag.empty()) {

@@ -67,10 +67,12 @@ EvalReport run_eval_suite(const std::vector<EvalModel>& models, const EvalSuite&
         for (const auto& [name, pattern] : suite.datasets) {
             const TokenChunks chunks(pattern, Tn, V);
             size_t used = suite.max_chunks < 0 ? chunks.size() : std::min<size_t>(chunks.size(), suite.max_chunks);
-            if (!suite.all_chunks) used = used / suite.batch * suite.batch;
+            if (!suite.all_chunks) used = used / suite.batch * suite.batch;  // whole batches, as the papers' scripts
+            if (used == 0)
+                throw Error(pattern + ": fewer chunks (" + std::to_string(chunks.size()) + ") than one batch of " +
+                            std::to_string(suite.batch) + " sequences; give a smaller --batch or --all-chunks");
             Progress progress(name, used * (Tn - 1), out.on);
-            const std::vector<TokenRecords> records =
-                evaluate_chunks(engines, acts, mm, chunks, suite.max_chunks, !suite.all_chunks, progress);
+            const std::vector<TokenRecords> records = evaluate_chunks(engines, acts, mm, chunks, used, progress);
             DatasetResult d{name, pattern, Tn, used, {}};
             for (const TokenRecords& r : records) d.models.push_back(summarize(r));
             report.datasets.push_back(std::move(d));
@@ -86,8 +88,7 @@ EvalReport run_eval_suite(const std::vector<EvalModel>& models, const EvalSuite&
         MultipleChoiceResult h{name, path, examples.size(), {}, {}, {}, {}};
         for (auto& e : engines) {
             const int endings = (int)examples[0].completions.size();
-            DeviceActivations<T> acts(e->config(), std::max(endings, 1) * std::max(1, suite.batch / 2), longest, 1,
-                                      kernels_for(e->config()));
+            DeviceActivations<T> acts(e->config(), std::max(endings, 1) * suite.batch, longest, 1, kernels_for(e->config()));
             const HellaswagScores s = evaluate_multiple_choice(*e, acts, mm, examples, path);
             h.acc.push_back(s.acc());
             h.acc_norm.push_back(s.acc_norm());

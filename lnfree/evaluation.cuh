@@ -68,19 +68,14 @@ class Progress {
     clock::time_point start_, last_;
 };
 
-// Every model's records on `chunks` (T-token windows, targets shifted by one, the last position without one), in
-// batches of B: all of them, or (drop_last, the papers' protocol) only whole batches; at most max_chunks (< 0: all).
+// Every model's records on the first `used` of `chunks` (T-token windows, targets shifted by one, the last position
+// without one), in batches of B; a last, partial batch has rows without targets.
 template <typename T>
 std::vector<TokenRecords> evaluate_chunks(std::vector<std::unique_ptr<EvalEngine<T>>>& engines,
                                           std::vector<std::unique_ptr<DeviceActivations<T>>>& acts,
-                                          kernels::MatmulContext& mm, const TokenChunks& chunks, long max_chunks,
-                                          bool drop_last, Progress& progress) {
+                                          kernels::MatmulContext& mm, const TokenChunks& chunks, size_t used,
+                                          Progress& progress) {
     const int B = acts[0]->B, Tn = acts[0]->Tn, N = B * Tn, V = engines[0]->config().V, Vp = engines[0]->config().Vp;
-    size_t used = max_chunks < 0 ? chunks.size() : std::min<size_t>(chunks.size(), (size_t)max_chunks);
-    if (drop_last) used = used / B * B;
-    if (used == 0)
-        throw Error("evaluation data: fewer chunks (" + std::to_string(chunks.size()) + ") than one batch of " +
-                    std::to_string(B) + " sequences; give a smaller --batch or --all-chunks");
     std::vector<TokenRecords> records(engines.size());
     for (TokenRecords& r : records) r.positions = Tn - 1;
     std::vector<int> idx(N), targets(N);

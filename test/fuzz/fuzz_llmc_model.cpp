@@ -13,24 +13,11 @@
 #include "test/fuzz/fuzz_check.h"
 #include "test/fuzz/fuzz_tmp.h"
 
-namespace {
-
-std::string g_path;
-
-void remove_tmp() { ::unlink(g_path.c_str()); }
-
-}  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    g_path = fuzz::tmp_path("llmc") + ".bin";
-    std::atexit(remove_tmp);
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    fuzz::write_file(g_path, data, size);
+    const std::string& path = fuzz::input_file("llmc", ".bin");
+    fuzz::write_file(path, data, size);
     try {
-        lnfree::ParameterSet<float> p = lnfree::load_llmc_model(g_path);
+        lnfree::ParameterSet<float> p = lnfree::load_llmc_model(path);
         const lnfree::GPT2Config& c = p.config;
         FUZZ_CHECK(c.L > 0 && c.C > 0 && c.NH > 0 && c.V > 0 && c.Vp >= c.V && c.maxT > 0 && c.C % c.NH == 0);
         size_t total = 0;

@@ -15,24 +15,11 @@
 #include "test/fuzz/fuzz_check.h"
 #include "test/fuzz/fuzz_tmp.h"
 
-namespace {
-
-std::string g_path;
-
-void remove_tmp() { ::unlink(g_path.c_str()); }
-
-}  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    g_path = fuzz::tmp_path("llmc_tokenizer") + ".bin";
-    std::atexit(remove_tmp);
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    fuzz::write_file(g_path, data, size);
+    const std::string& path = fuzz::input_file("llmc_tokenizer", ".bin");
+    fuzz::write_file(path, data, size);
     try {
-        const lnfree::Tokenizer t = lnfree::Tokenizer::from_llmc_file(g_path);
+        const lnfree::Tokenizer t = lnfree::Tokenizer::from_llmc_file(path);
         FUZZ_CHECK(size >= 1024);
         uint32_t h[3];
         std::memcpy(h, data, sizeof(h));

@@ -17,28 +17,19 @@
 
 namespace {
 
-std::string g_path;
-
-void remove_tmp() { ::unlink(g_path.c_str()); }
-
 constexpr int kDepths[] = {12, 2, 1, 0};  // largest first
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    g_path = fuzz::tmp_path("sigma") + ".json";
-    std::atexit(remove_tmp);
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    fuzz::write_file(g_path, data, size);
+    const std::string& path = fuzz::input_file("sigma", ".json");
+    fuzz::write_file(path, data, size);
     bool accepted_deeper = false;
     lnfree::SigmaState deeper;
     int deeper_L = 0;
     for (int L : kDepths) {
         try {
-            lnfree::SigmaState s = lnfree::read_sigma_file(g_path, L);
+            lnfree::SigmaState s = lnfree::read_sigma_file(path, L);
             FUZZ_CHECK(s.sigma.size() == (size_t)(2 * L + 1) && s.ema == s.sigma);
             for (double v : s.sigma) FUZZ_CHECK(v > 0 && std::isfinite(v));
             if (accepted_deeper) {

@@ -19,6 +19,15 @@ inline std::string tmp_path(const std::string& name) {
     return std::string(dir) + "/lnfree_fuzz_" + name + "_" + std::to_string(::getpid());
 }
 
+// The one file a target writes each input to, tmp_path(name) + ext, removed when the fuzzer exits; the first
+// call (name and ext fixed then) makes it.
+inline const std::string& input_file(const std::string& name, const std::string& ext) {
+    static const std::string path = tmp_path(name) + ext;
+    static const int removed_at_exit = std::atexit([] { ::unlink(path.c_str()); });
+    (void)removed_at_exit;
+    return path;
+}
+
 // Replaces the file's contents with the bytes (plain writes: no fsync, no rename, unlike lnfree::AtomicFile).
 inline void write_file(const std::string& path, const void* bytes, size_t size) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
