@@ -13,7 +13,7 @@ CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -fopenmp -pthread -I. -MMD -MP -DLNFREE_SOURCE_DIR=\"$(CURDIR)\"
 # kernel code compiled by g++ through the host emulation (doc/emulation.md)
 EMU_FLAGS := -I$(CUDA_INCLUDE) -Wno-unknown-pragmas -fno-strict-aliasing -mfma -ffp-contract=fast
-LDLIBS := -lopenblas
+LDLIBS := -ldl
 BUILD := build
 # OpenMPI (dev/setup.sh installs it): the trainers' processes of a data-parallel run; NCCL comes with the CUDA toolkit
 MPI_CFLAGS = $(shell mpicc --showme:compile 2>/dev/null)
@@ -84,15 +84,17 @@ run:
 	@if nvidia-smi -L >/dev/null 2>&1; then $(MAKE) --no-print-directory train && ./train_gpt2_lnfree $(ARGS); \
 	else $(MAKE) --no-print-directory -j2 cpu && ./train_gpt2_lnfree_cpu $(ARGS); fi
 
+# each step prints its wall time (dev/timed.sh; doc/testing.md says where it goes)
+TIMED := bash dev/timed.sh
 test: setup
-	@$(MAKE) --no-print-directory -j2 all
-	OMP_NUM_THREADS=2 ./$(BUILD)/test_lnfree
-	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_kernels_asan
-	$(MPIRUN) -np 3 ./$(BUILD)/test_mpi_group
-	.venv/bin/python -m pytest -q test/python
-	.venv/bin/python dev/pytorch_twin.py --out $(BUILD)/fixtures --check test/fixtures
-	bash dev/check_kernels.sh
-	bash dev/fuzz.sh --runs 20000
+	@$(TIMED) "build" $(MAKE) --no-print-directory -j2 all
+	OMP_NUM_THREADS=2 $(TIMED) "C++ tests" ./$(BUILD)/test_lnfree
+	ASAN_OPTIONS=detect_leaks=1 $(TIMED) "kernel tests under ASan" ./$(BUILD)/test_kernels_asan
+	$(TIMED) "MPI process group (3 processes)" env $(MPIRUN) -np 3 ./$(BUILD)/test_mpi_group
+	$(TIMED) "Python tests" .venv/bin/python -m pytest -q test/python
+	$(TIMED) "fixtures against the twin" .venv/bin/python dev/pytorch_twin.py --out $(BUILD)/fixtures --check test/fixtures
+	$(TIMED) "nvcc compile gate" bash dev/check_kernels.sh
+	$(TIMED) "fuzzing" bash dev/fuzz.sh --runs 20000
 
 $(BUILD)/test_lnfree: $(TEST_OBJ) $(LIB_OBJ)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)

@@ -15,6 +15,7 @@
 #include "lnfree/checkpoint.h"
 #include "lnfree/data_loader.h"
 #include "lnfree/console.h"
+#include "lnfree/cpu_threads.h"
 #include "lnfree/error.h"
 #include "lnfree/eval_commands.cuh"
 #include "lnfree/export.h"
@@ -66,6 +67,7 @@ struct Options {
     // long runs: non-finite steps in a row before the run stops; starting over a used output directory
     int max_nonfinite = 3;
     bool overwrite = false;
+    int threads = 0;  // the CPU build's threads; 0: default_cpu_threads()
 };
 
 // Parsed before MPI starts, so --help and a bad option end the process plainly. Returns false with `exit_code`.
@@ -127,6 +129,12 @@ bool parse_options(int argc, char** argv, Options& o, int& exit_code) {
         ->check(CLI::Range(0, 64));
     app.add_option("--sample-tokens", o.sample_tokens, "tokens per sample")->capture_default_str()->check(CLI::Range(1, 1 << 20));
     app.add_option("--prompt", o.prompt, "the samples' prompt (default: none, from <|endoftext|>)");
+#if defined(CUDA_HOST_EMU)
+    app.add_option("--threads", o.threads, "CPU threads for the emulated kernels and the matrix products, 1 to " +
+                                               std::to_string(kMaxCpuThreads) + " (default: this process's cores, " +
+                                               "divided among the processes mpirun started on the node)")
+        ->check(CLI::Range(1, kMaxCpuThreads));
+#endif
     app.add_option("--gpus", o.gpus, "processes (GPUs) the plan is for (default: this launch's; mpirun -np N runs N)")
         ->check(CLI::Range(1, 4096));
     return parse_command(app, argc, argv, exit_code);
@@ -306,6 +314,9 @@ int run(const Options& o, ProcessGroup& group, const std::string& resume_command
     TrainBatches batches(train, o.seed, recipe.sampling == Recipe::Sampling::random_windows);
     out.line("data       train %zu sequences (%s), val %zu sequences (%s)\n", train.size(), source.train.c_str(), val.size(),
              source.val.c_str());
+#if defined(CUDA_HOST_EMU)
+    out.line("cpu        %s\n", cpu_threads_description().c_str());
+#endif
 
     // 3. the device model, its optimizer state sharded over the processes; sigma read from the recipe's sigma_file,
     //    or seeded with the model's own statistics on the first batch (global micro-batch 0, on every process)
@@ -549,6 +560,9 @@ int main(int argc, char** argv) {
     if (!parse_options(argc, argv, o, exit_code)) return exit_code;
     MpiWorld world(&argc, &argv);
     try {
+#if defined(CUDA_HOST_EMU)
+        use_cpu_threads(o.threads);
+#endif
         std::unique_ptr<ProcessGroup> group = make_group(world);
         install_stop_signals();
         std::string resume = resume_command_line(argc, argv);

@@ -32,10 +32,18 @@ static __global__ void norm_from_partials_kernel(float* norm, const float* parti
     if (threadIdx.x == 0 && blockIdx.x == 0) *norm = (float)sqrt(sum_of_partials(partial, count));
 }
 
+// The partials: kNormBlocks blocks of 512 threads, or of one (see kSingleThreadReductions); the same blocks
+// either way, so a shape's result does not depend on the machine.
+inline void sum_squares_partials(float* scratch, const float* g, size_t n, bool single_thread, cudaStream_t stream) {
+    launch_kernel(reduction_sync(single_thread), sum_squares_partial_kernel, dim3(kNormBlocks), dim3(single_thread ? 1 : 512),
+                  0, stream, scratch, g, n);
+}
+
 // scratch: kNormBlocks floats
-inline void global_norm(float* norm, float* scratch, const float* g, size_t n, cudaStream_t stream) {
-    launch_kernel(sum_squares_partial_kernel, dim3(kNormBlocks), dim3(512), 0, stream, scratch, g, n);
-    launch_kernel(norm_from_partials_kernel, dim3(1), dim3(1), 0, stream, norm, (const float*)scratch, kNormBlocks);
+inline void global_norm(float* norm, float* scratch, const float* g, size_t n, cudaStream_t stream,
+                        bool single_thread = kSingleThreadReductions) {
+    sum_squares_partials(scratch, g, n, single_thread, stream);
+    launch_kernel(Sync::none, norm_from_partials_kernel, dim3(1), dim3(1), 0, stream, norm, (const float*)scratch, kNormBlocks);
 }
 
 // The same norm in two halves, for gradients sharded over processes: each process sums the squares of its shard
@@ -48,12 +56,13 @@ static __global__ void norm_from_sum_kernel(float* norm, const double* sum) {
     if (threadIdx.x == 0 && blockIdx.x == 0) *norm = (float)sqrt(*sum);
 }
 // sum = sum of g^2 over n; scratch: kNormBlocks floats
-inline void sum_squares(double* sum, float* scratch, const float* g, size_t n, cudaStream_t stream) {
-    launch_kernel(sum_squares_partial_kernel, dim3(kNormBlocks), dim3(512), 0, stream, scratch, g, n);
-    launch_kernel(sum_from_partials_kernel, dim3(1), dim3(1), 0, stream, sum, (const float*)scratch, kNormBlocks);
+inline void sum_squares(double* sum, float* scratch, const float* g, size_t n, cudaStream_t stream,
+                        bool single_thread = kSingleThreadReductions) {
+    sum_squares_partials(scratch, g, n, single_thread, stream);
+    launch_kernel(Sync::none, sum_from_partials_kernel, dim3(1), dim3(1), 0, stream, sum, (const float*)scratch, kNormBlocks);
 }
 inline void norm_from_sum_squares(float* norm, const double* sum, cudaStream_t stream) {
-    launch_kernel(norm_from_sum_kernel, dim3(1), dim3(1), 0, stream, norm, sum);
+    launch_kernel(Sync::none, norm_from_sum_kernel, dim3(1), dim3(1), 0, stream, norm, sum);
 }
 
 struct AdamWStep {
@@ -100,7 +109,7 @@ __global__ void adamw_kernel(T* param, float* master, float* m, float* v, const 
 template <typename T>
 void adamw(T* param, float* master, float* m, float* v, const float* grad, const float* grad_norm, const AdamWStep& s,
            size_t n, cudaStream_t stream) {
-    launch_kernel(adamw_kernel<T>, stride_grid(n, 512), dim3(512), 0, stream, param,
+    launch_kernel(Sync::none, adamw_kernel<T>, stride_grid(n, 512), dim3(512), 0, stream, param,
                   master, m, v, grad, grad_norm, s, n);
 }
 

@@ -62,19 +62,19 @@ struct HeadMatrix {
 template <typename T, typename TD>
 void head_products(MatmulContext& mm, bool trans_a, bool trans_b, int M, int N, int K, float alpha, HeadMatrix<const T> a,
                    HeadMatrix<const T> b, HeadMatrix<TD> d, int B, int NH, cudaStream_t stream) {
+#if defined(CUDA_HOST_EMU)  // all B * NH products at once over the emulator's workers
+    (void)mm, (void)stream;
+    cuda_emu::ProfileScope profiled("host: attention head products");
+    cuda_emu::parallel_for((std::uint64_t)B * NH, [&](std::uint64_t i) {
+        const long long s = (long long)(i / NH), h = (long long)(i % NH);
+        matmul_one(trans_a, trans_b, M, N, K, alpha, a.base + s * a.seq + h * a.head, a.ld, b.base + s * b.seq + h * b.head,
+                   b.ld, d.base + s * d.seq + h * d.head, d.ld);
+    });
+    return;
+#endif
     for (int i = 0; i < B; i++)
         batched_matmul<T, TD>(mm, trans_a, trans_b, M, N, K, alpha, a.base + i * a.seq, a.ld, a.head, b.base + i * b.seq,
                               b.ld, b.head, d.base + i * d.seq, d.ld, d.head, NH, stream);
-}
-
-// Max and sum over the `lanes` threads of a row (1 or 32: a whole warp steps through its rows together).
-__device__ inline float row_max(float v, int lanes) {
-    for (int offset = lanes / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-    return v;
-}
-__device__ inline float row_sum(float v, int lanes) {
-    for (int offset = lanes / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    return v;
 }
 
 // Forward softmax, `lanes` threads per row r = (b*NH + h)*T + t: lse[r] = log sum_{s<=t} exp(S[r,s]);
@@ -94,10 +94,9 @@ __global__ void attention_softmax_forward_kernel(T* probs, float* lse, const T* 
         const float row_lse = m + logf(row_sum(sum, lanes));
         T* prow = probs + (size_t)r * ld;
         const uint64_t first = (uint64_t)r * Tn;  // the dropout counter of (b, h, t, s) is ((b*NH + h)*T + t)*T + s
+        DropoutScales scale(key, layer, DROPOUT_ATTENTION_PROBS);
         for (int s = lane; s < Tn; s += lanes)
-            prow[s] = from_float<T>(s <= t ? expf(to_float(srow[s]) - row_lse) *
-                                                 dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, first + s)
-                                           : 0.0f);
+            prow[s] = from_float<T>(s <= t ? expf(to_float(srow[s]) - row_lse) * scale(first + s) : 0.0f);
         if (lane == 0) lse[r] = row_lse;
     }
 }
@@ -113,10 +112,11 @@ __global__ void attention_softmax_recompute_kernel(T* scores, T* probs, const fl
         T* srow = scores + (size_t)r * ld;
         T* prow = probs + (size_t)r * ld;
         const uint64_t first = (uint64_t)r * Tn;
+        DropoutScales scale(key, layer, DROPOUT_ATTENTION_PROBS);
         for (int s = lane; s < Tn; s += lanes) {
             const float p = s <= t ? expf(to_float(srow[s]) - row_lse) : 0.0f;
             srow[s] = from_float<T>(p);
-            prow[s] = from_float<T>(p * dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, first + s));
+            prow[s] = from_float<T>(s <= t ? p * scale(first + s) : 0.0f);
         }
     }
 }
@@ -127,14 +127,14 @@ __global__ void attention_softmax_backward_kernel(T* probs, const T* scores, con
                                                   DropoutKey key, uint32_t layer, int lanes) {
     const int lane = threadIdx.x % lanes, groups = (gridDim.x * blockDim.x) / lanes;
     for (int r = (blockIdx.x * blockDim.x + threadIdx.x) / lanes; r < rows; r += groups) {
+        const int t = r % Tn;
         const float row_d = D[r];
         const T* srow = scores + (size_t)r * ld;
         T* prow = probs + (size_t)r * ld;
         const uint64_t first = (uint64_t)r * Tn;
-        for (int s = lane; s < Tn; s += lanes) {
-            const float mask = dropout_scale(key, layer, DROPOUT_ATTENTION_PROBS, first + s);
-            prow[s] = from_float<T>(to_float(srow[s]) * (to_float(prow[s]) * mask - row_d));
-        }
+        DropoutScales scale(key, layer, DROPOUT_ATTENTION_PROBS);
+        for (int s = lane; s < Tn; s += lanes)  // P = 0 above the diagonal
+            prow[s] = from_float<T>(s <= t ? to_float(srow[s]) * (to_float(prow[s]) * scale(first + s) - row_d) : 0.0f);
     }
 }
 
@@ -151,6 +151,9 @@ __global__ void attention_backward_rowdot_kernel(float* D, const T* dout, const 
     }
 }
 
+// One thread per row never shuffles: the row kernels then run as plain loops under the emulator.
+inline Sync row_sync(int lanes) { return lanes == 1 ? Sync::none : Sync::may_sync; }
+
 // The grid of the row kernels: blocks of 256 threads, `lanes` per row (grid-stride).
 inline dim3 attention_row_grid(int rows, int lanes) { return stride_grid((size_t)rows * lanes, 256); }
 
@@ -163,7 +166,7 @@ void attention_forward(MatmulContext& mm, AttentionScratch<T>& w, T* out, float*
     const HeadMatrix<const T> q{qkv, 3 * C, qkv_seq, hd}, k{qkv + C, 3 * C, qkv_seq, hd}, v{qkv + 2 * C, 3 * C, qkv_seq, hd};
     head_products<T, T>(mm, false, true, Tn, Tn, hd, 1.0f / std::sqrt((float)hd), q, k,
                         HeadMatrix<T>{w.scores.data(), ld, squares, square}, B, NH, stream);
-    launch_kernel(attention_softmax_forward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+    launch_kernel(row_sync(w.row_lanes), attention_softmax_forward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
                   w.probs.data(), lse, (const T*)w.scores.data(), ld, Tn, rows, key, layer, w.row_lanes);
     head_products<T, T>(mm, false, false, Tn, hd, Tn, 1.0f, HeadMatrix<const T>{w.probs.data(), ld, squares, square}, v,
                         HeadMatrix<T>{out, C, (long long)Tn * C, hd}, B, NH, stream);
@@ -180,16 +183,16 @@ void attention_backward(MatmulContext& mm, AttentionScratch<T>& w, T* dqkv, cons
     const HeadMatrix<const T> q{qkv, 3 * C, qkv_seq, hd}, k{qkv + C, 3 * C, qkv_seq, hd}, v{qkv + 2 * C, 3 * C, qkv_seq, hd};
     const HeadMatrix<const T> d_out{dout, C, (long long)Tn * C, hd}, probs{w.probs.data(), ld, squares, square};
     const HeadMatrix<T> dq{dqkv, 3 * C, qkv_seq, hd}, dk{dqkv + C, 3 * C, qkv_seq, hd}, dv{dqkv + 2 * C, 3 * C, qkv_seq, hd};
-    launch_kernel(attention_backward_rowdot_kernel<T>, stride_grid((size_t)rows, 256), dim3(256), 0, stream, w.D.data(),
+    launch_kernel(Sync::none, attention_backward_rowdot_kernel<T>, stride_grid((size_t)rows, 256), dim3(256), 0, stream, w.D.data(),
                   dout, out, B, Tn, C, NH, hd);
     head_products<T, T>(mm, false, true, Tn, Tn, hd, scale, q, k, HeadMatrix<T>{w.scores.data(), ld, squares, square}, B, NH,
                         stream);
-    launch_kernel(attention_softmax_recompute_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+    launch_kernel(row_sync(w.row_lanes), attention_softmax_recompute_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
                   w.scores.data(), w.probs.data(), lse, ld, Tn, rows, key, layer, w.row_lanes);
     head_products<T, T>(mm, true, false, Tn, hd, Tn, 1.0f, probs, d_out, dv, B, NH, stream);  // dv = A^T dout
     head_products<T, T>(mm, false, true, Tn, Tn, hd, 1.0f, d_out, v,                           // dA = dout v^T
                         HeadMatrix<T>{w.probs.data(), ld, squares, square}, B, NH, stream);
-    launch_kernel(attention_softmax_backward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+    launch_kernel(row_sync(w.row_lanes), attention_softmax_backward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
                   w.probs.data(), (const T*)w.scores.data(), (const float*)w.D.data(), ld, Tn, rows, key, layer,
                   w.row_lanes);                                                                // dS in place of dA
     head_products<T, T>(mm, false, false, Tn, hd, Tn, scale, probs, k, dq, B, NH, stream);  // dq = dS k * scale

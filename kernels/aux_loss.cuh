@@ -35,16 +35,17 @@ static __global__ void aux_loss_backward_kernel(float* dh, const float* h, const
 
 // target, loss: one float each on the device; mask: N ints of scratch
 inline void aux_loss_forward(float* loss, float* target, int* mask, const float* std_in, const int* idx, int eot, int B,
-                             int Tn, cudaStream_t stream) {
+                             int Tn, cudaStream_t stream, bool single_thread = kSingleThreadReductions) {
     const int N = B * Tn;
-    launch_kernel(aux_mask_kernel, stride_grid(N, 256), dim3(256), 0, stream, mask, idx, eot, Tn, N);
-    masked_mean(target, std_in, mask, N, stream);
-    launch_kernel(aux_loss_value_kernel, dim3(1), dim3(1024), 0, stream, loss, std_in, (const float*)target, N);
+    launch_kernel(Sync::none, aux_mask_kernel, stride_grid(N, 256), dim3(256), 0, stream, mask, idx, eot, Tn, N);
+    masked_mean(target, std_in, mask, N, stream, single_thread);
+    launch_kernel(reduction_sync(single_thread), aux_loss_value_kernel, dim3(1), dim3(single_thread ? 1 : 1024), 0, stream,
+                  loss, std_in, (const float*)target, N);
 }
 
 inline void aux_loss_backward(float* dh, const float* h, const float* mean, const float* std_in, const float* target,
                               float dloss, int N, int C, cudaStream_t stream) {
-    launch_kernel(aux_loss_backward_kernel, stride_grid((size_t)N * C, 256),
+    launch_kernel(Sync::none, aux_loss_backward_kernel, stride_grid((size_t)N * C, 256),
                   dim3(256), 0, stream, dh, h, mean, std_in, target, dloss, N, C);
 }
 

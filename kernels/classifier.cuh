@@ -9,7 +9,9 @@
 
 namespace lnfree::kernels {
 
+// Max over a block (see block_sum; one thread: the value itself)
 __device__ inline float block_max(float v, float* scratch) {
+    if (blockDim.x == 1) return v;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
     for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     if (lane == 0) scratch[warp] = v;
@@ -40,7 +42,7 @@ __global__ void classifier_kernel(T* logits, float* losses, const int* targets, 
         const float lse = row_max + logf(sum);
         const int target = targets[row];
         if (threadIdx.x == 0) losses[row] = target >= 0 ? lse - to_float(z[target]) : 0.0f;
-        __syncthreads();  // every thread has read z[target] before the gradient overwrites the row
+        if (blockDim.x > 1) __syncthreads();  // every thread has read z[target] before the gradient overwrites the row
         if (dloss == 0.0f) continue;
         const float scale = target == ignore_id || target < 0 ? 0.0f : dloss;
         for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
@@ -53,8 +55,9 @@ __global__ void classifier_kernel(T* logits, float* losses, const int* targets, 
 // dloss: d(total loss)/d(one counted row's loss), e.g. loss_scale / counted; 0 computes losses only (evaluation)
 template <typename T>
 void classifier(T* logits, float* losses, const int* targets, int ignore_id, float dloss, int N, int V, int Vp,
-                cudaStream_t stream) {
-    launch_kernel(classifier_kernel<T>, stride_grid(N, 1), dim3(row_block(512, V, 64)), 0, stream, logits, losses, targets,
+                cudaStream_t stream, bool single_thread = kSingleThreadReductions) {
+    launch_kernel(reduction_sync(single_thread), classifier_kernel<T>, stride_grid(N, 1),
+                  dim3(single_thread ? 1 : row_block(512, V, 64)), 0, stream, logits, losses, targets,
                   ignore_id, dloss, N, V, Vp);
 }
 

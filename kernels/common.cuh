@@ -30,7 +30,8 @@ template <> __host__ __device__ inline bf16 from_float<bf16>(float x) { return _
 inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
 // Blocks for a grid-stride loop over n items with `block` threads: enough to fill any GPU. Under the host
-// emulation every CUDA thread is a fiber, so a few blocks per worker do the same work far faster.
+// emulation every CUDA thread costs a fiber, or a call in a plain loop, so a few blocks per worker do the same work
+// faster (measured: one item per thread is no faster in plain loops, and slower on fibers).
 inline dim3 stride_grid(size_t n, int block) {
 #if defined(CUDA_HOST_EMU)
     const size_t cap = 16;
@@ -53,15 +54,35 @@ inline int row_block(int gpu, int row_length, int per_thread) {
 #endif
 }
 
-// Sum over a warp; every lane gets the same result, in a fixed order (deterministic).
-__device__ inline float warp_sum(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+// Single-thread reductions: whether a row (or a block's slice) that a GPU reduces with a warp or a block is reduced
+// by one thread instead. Under the emulator it is the launchers' default: every shuffle and barrier switches fibers
+// there, and a kernel whose reductions are one thread's never synchronises, so it runs as a plain loop
+// (Sync::none). The launchers take it as a parameter, and the kernel tests run both shapes.
+#if defined(CUDA_HOST_EMU)
+inline constexpr bool kSingleThreadReductions = true;
+#else
+inline constexpr bool kSingleThreadReductions = false;
+#endif
+inline Sync reduction_sync(bool single_thread) { return single_thread ? Sync::none : Sync::may_sync; }
+
+// Max and sum over `lanes` consecutive lanes (1 or a power of two up to 32): every lane gets the result, in a fixed
+// order; one lane never shuffles.
+__device__ inline float row_max(float v, int lanes) {
+    for (int offset = lanes / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+__device__ inline float row_sum(float v, int lanes) {
+    for (int offset = lanes / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
     return v;
 }
 
-// Sum over a block of up to 1024 threads (a multiple of 32); every thread gets the result, in a fixed order.
-// scratch: 32 floats of shared memory, free again when this returns.
+// Sum over a warp; every lane gets the same result, in a fixed order (deterministic).
+__device__ inline float warp_sum(float v) { return row_sum(v, 32); }
+
+// Sum over a block of up to 1024 threads (a multiple of 32, or 1: the value itself, no synchronisation); every
+// thread gets the result, in a fixed order. scratch: 32 floats of shared memory, free again when this returns.
 __device__ inline float block_sum(float v, float* scratch) {
+    if (blockDim.x == 1) return v;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
     v = warp_sum(v);
     if (lane == 0) scratch[warp] = v;

@@ -95,15 +95,17 @@ __global__ void divergence_kernel(float* kl_pq, float* kl_qp, float* jsd, const 
 
 template <typename T>
 void distribution_stats(float* entropy, float* confidence, int* top, const T* logits, int N, int V, int Vp,
-                        cudaStream_t stream) {
-    launch_kernel(distribution_stats_kernel<T>, stride_grid(N, 1), dim3(row_block(512, V, 64)), 0, stream, entropy,
+                        cudaStream_t stream, bool single_thread = kSingleThreadReductions) {
+    launch_kernel(reduction_sync(single_thread), distribution_stats_kernel<T>, stride_grid(N, 1),
+                  dim3(single_thread ? 1 : row_block(512, V, 64)), 0, stream, entropy,
                   confidence, top, logits, N, V, Vp);
 }
 
 template <typename T>
 void divergence(float* kl_pq, float* kl_qp, float* jsd, const T* p_logits, const T* q_logits, int N, int V, int Vp,
-                cudaStream_t stream) {
-    launch_kernel(divergence_kernel<T>, stride_grid(N, 1), dim3(row_block(512, V, 64)), 0, stream, kl_pq, kl_qp, jsd,
+                cudaStream_t stream, bool single_thread = kSingleThreadReductions) {
+    launch_kernel(reduction_sync(single_thread), divergence_kernel<T>, stride_grid(N, 1),
+                  dim3(single_thread ? 1 : row_block(512, V, 64)), 0, stream, kl_pq, kl_qp, jsd,
                   p_logits, q_logits, N, V, Vp);
 }
 

@@ -78,7 +78,7 @@ template <typename T>
 void encoder_forward(float* x, const int* idx, const T* wte, const T* wpe, const DropoutKey& key, int B, int Tn, int C,
                      cudaStream_t stream) {
     const size_t n = (size_t)B * Tn * C;
-    launch_kernel(encoder_forward_kernel<T>, stride_grid(n, 256), dim3(256), 0,
+    launch_kernel(Sync::none, encoder_forward_kernel<T>, stride_grid(n, 256), dim3(256), 0,
                   stream, x, idx, wte, wpe, key, B, Tn, C);
 }
 
@@ -86,9 +86,9 @@ void encoder_forward(float* x, const int* idx, const T* wte, const T* wpe, const
 inline void encoder_backward(float* dwte, float* dwpe, const float* dx, const int* token, const int* start,
                              const int* positions, int buckets, const DropoutKey& key, int B, int Tn, int C,
                              cudaStream_t stream) {
-    launch_kernel(encoder_backward_wte_kernel, stride_grid((size_t)buckets * C, 256), dim3(256), 0, stream, dwte, dx,
+    launch_kernel(Sync::none, encoder_backward_wte_kernel, stride_grid((size_t)buckets * C, 256), dim3(256), 0, stream, dwte, dx,
                   token, start, positions, buckets, key, C);
-    launch_kernel(encoder_backward_wpe_kernel, stride_grid((size_t)Tn * C, 256), dim3(256), 0, stream, dwpe, dx, key, B,
+    launch_kernel(Sync::none, encoder_backward_wpe_kernel, stride_grid((size_t)Tn * C, 256), dim3(256), 0, stream, dwpe, dx, key, B,
                   Tn, C);
 }
 

@@ -406,7 +406,7 @@ inline void flash_attention_backward(bf16* dqkv, float* D, const bf16* dout, con
                                      cudaStream_t stream) {
     const float scale = 1.0f / std::sqrt((float)(C / NH));
     const dim3 grid(ceil_div(Tn, kFlashRows), B * NH);
-    launch_kernel(attention_backward_rowdot_kernel<bf16>, stride_grid((size_t)B * NH * Tn, 256), dim3(256), 0, stream, D,
+    launch_kernel(Sync::none, attention_backward_rowdot_kernel<bf16>, stride_grid((size_t)B * NH * Tn, 256), dim3(256), 0, stream, D,
                   dout, out, B, Tn, C, NH, C / NH);  // D, as the product-based backward computes it
     flash_dispatch(C / NH, [&](auto hdp) {
         launch_kernel(flash_attention_backward_kv_kernel<decltype(hdp)::value>, grid, dim3(kFlashThreads), 0, stream, dqkv,

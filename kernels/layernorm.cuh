@@ -15,17 +15,18 @@ namespace lnfree::kernels {
 
 inline constexpr float kLayerNormEps = 1e-5f;
 
-// mean (N), std (N) from x (N,C); one warp per row, rows strided over the grid
-static __global__ void layernorm_stats_kernel(float* mean, float* std_out, const float* x, int N, int C) {
-    const int warps_per_block = blockDim.x / 32, lane = threadIdx.x % 32;
-    for (int row = blockIdx.x * warps_per_block + threadIdx.x / 32; row < N; row += gridDim.x * warps_per_block) {
+// mean (N), std (N) from x (N,C); `lanes` threads per row (a warp, or one: kSingleThreadReductions), rows strided
+// over the grid
+static __global__ void layernorm_stats_kernel(float* mean, float* std_out, const float* x, int N, int C, int lanes) {
+    const int rows_per_block = blockDim.x / lanes, lane = threadIdx.x % lanes;
+    for (int row = blockIdx.x * rows_per_block + threadIdx.x / lanes; row < N; row += gridDim.x * rows_per_block) {
         const float* xr = x + (size_t)row * C;
         float sum = 0.0f;
-        for (int c = lane; c < C; c += 32) sum += xr[c];
-        const float m = warp_sum(sum) / C;
+        for (int c = lane; c < C; c += lanes) sum += xr[c];
+        const float m = row_sum(sum, lanes) / C;
         float sq = 0.0f;
-        for (int c = lane; c < C; c += 32) sq += (xr[c] - m) * (xr[c] - m);
-        const float var = warp_sum(sq) / C;
+        for (int c = lane; c < C; c += lanes) sq += (xr[c] - m) * (xr[c] - m);
+        const float var = row_sum(sq, lanes) / C;
         if (lane == 0) {
             mean[row] = m;
             std_out[row] = sqrtf(var + kLayerNormEps);
@@ -83,18 +84,59 @@ __global__ void layernorm_backward_kernel(float* dx, float* dw_partial, float* d
     }
 }
 
+// The backward with single-thread reductions: one thread per row for dx, and the parameter gradients per chunk of
+// rows with one thread per channel (as bias_partial_kernel), so that neither synchronises.
+template <typename T>
+__global__ void layernorm_backward_rows_kernel(float* dx, const T* dout, const float* x, const float* mean,
+                                               const float* rstd, const T* w, bool fixed, int N, int C) {
+    for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < N; row += gridDim.x * blockDim.x) {
+        const size_t base = (size_t)row * C;
+        const float m = mean[row], r = rstd[row];
+        float g_sum = 0.0f, gx_sum = 0.0f;
+        for (int c = 0; c < C; c++) {
+            const float g = to_float(dout[base + c]) * to_float(w[c]);
+            g_sum += g;
+            gx_sum += g * (x[base + c] - m) * r;
+        }
+        const float g_mean = g_sum / C, gx_mean = fixed ? 0.0f : gx_sum / C;
+        for (int c = 0; c < C; c++) {
+            const float xhat = (x[base + c] - m) * r;
+            dx[base + c] += r * (to_float(dout[base + c]) * to_float(w[c]) - g_mean - xhat * gx_mean);
+        }
+    }
+}
+
+// dw_partial, db_partial (gridDim.y, C): sums of dout * xhat and dout over rows [chunk * rows, (chunk + 1) * rows)
+template <typename T>
+__global__ void layernorm_param_partial_kernel(float* dw_partial, float* db_partial, const T* dout, const float* x,
+                                               const float* mean, const float* rstd, int N, int C, int rows_per_chunk) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (c >= C) return;
+    const int first = chunk * rows_per_chunk, last = min(N, first + rows_per_chunk);
+    float dw = 0.0f, db = 0.0f;
+    for (int row = first; row < last; row++) {
+        const float d = to_float(dout[(size_t)row * C + c]);
+        dw += d * ((x[(size_t)row * C + c] - mean[row]) * rstd[row]);
+        db += d;
+    }
+    dw_partial[(size_t)chunk * C + c] = dw;
+    db_partial[(size_t)chunk * C + c] = db;
+}
+
 // ---- launchers: the only way the trainer and the tests run these kernels -------------------------------------
 
-inline void layernorm_stats(float* mean, float* std_out, const float* x, int N, int C, cudaStream_t stream) {
-    const int block = 256;
-    launch_kernel(layernorm_stats_kernel, stride_grid(N, block / 32), dim3(block), 0, stream, mean, std_out, x, N, C);
+inline void layernorm_stats(float* mean, float* std_out, const float* x, int N, int C, cudaStream_t stream,
+                            bool single_thread = kSingleThreadReductions) {
+    const int block = 256, lanes = single_thread ? 1 : 32;
+    launch_kernel(reduction_sync(single_thread), layernorm_stats_kernel, stride_grid(N, block / lanes), dim3(block), 0,
+                  stream, mean, std_out, x, N, C, lanes);
 }
 
 template <typename T>
 void layernorm_normalize(T* out, float* rstd, const float* x, const float* mean, const float* std_in, const T* w,
                          const T* b, const float* sigma, int N, int C, cudaStream_t stream) {
     const int block = 256;
-    launch_kernel(layernorm_normalize_kernel<T>, stride_grid((size_t)N * C, block), dim3(block), 0, stream, out, rstd, x, mean, std_in, w, b,
+    launch_kernel(Sync::none, layernorm_normalize_kernel<T>, stride_grid((size_t)N * C, block), dim3(block), 0, stream, out, rstd, x, mean, std_in, w, b,
                   sigma, N, C);
 }
 
@@ -107,19 +149,34 @@ inline int layernorm_backward_blocks(int N) {
 #endif
 }
 
+// the GPU's shape: one block per row, block reductions
+template <typename T>
+void launch_backward_blocks(float* dx, float* dw_partial, float* db_partial, const T* dout, const float* x, const float* mean,
+                            const float* rstd, const T* w, bool fixed, int N, int C, int blocks, cudaStream_t stream) {
+    const int block = row_block(C <= 256 * kLayerNormBackwardMaxPerThread ? 256 : 1024, C, kLayerNormBackwardMaxPerThread);
+    if (C > block * kLayerNormBackwardMaxPerThread) throw std::invalid_argument("layernorm_backward: C too large");
+    launch_kernel(layernorm_backward_kernel<T>, dim3(blocks), dim3(block), 0, stream, dx, dw_partial, db_partial, dout,
+                  x, mean, rstd, w, fixed, N, C);
+}
+
 // dx += the path's input gradient; dw, db += its parameter gradients. scratch: 2 * layernorm_backward_blocks(N) * C.
 template <typename T>
 void layernorm_backward(float* dx, float* dw, float* db, float* scratch, const T* dout, const float* x,
-                        const float* mean, const float* rstd, const T* w, bool fixed, int N, int C, cudaStream_t stream) {
+                        const float* mean, const float* rstd, const T* w, bool fixed, int N, int C, cudaStream_t stream,
+                        bool single_thread = kSingleThreadReductions) {
     const int blocks = layernorm_backward_blocks(N);
-    const int block = row_block(C <= 256 * kLayerNormBackwardMaxPerThread ? 256 : 1024, C, kLayerNormBackwardMaxPerThread);
-    if (C > block * kLayerNormBackwardMaxPerThread) throw std::invalid_argument("layernorm_backward: C too large");
     float* dw_partial = scratch;
     float* db_partial = scratch + (size_t)blocks * C;
-    launch_kernel(layernorm_backward_kernel<T>, dim3(blocks), dim3(block), 0, stream, dx, dw_partial, db_partial, dout,
-                  x, mean, rstd, w, fixed, N, C);
-    launch_kernel(column_sum_kernel, dim3(ceil_div(C, 256)), dim3(256), 0, stream, dw, (const float*)dw_partial, blocks, C);
-    launch_kernel(column_sum_kernel, dim3(ceil_div(C, 256)), dim3(256), 0, stream, db, (const float*)db_partial, blocks, C);
+    if (single_thread) {
+        launch_kernel(Sync::none, layernorm_backward_rows_kernel<T>, stride_grid(N, 128), dim3(128), 0, stream, dx, dout, x,
+                      mean, rstd, w, fixed, N, C);
+        launch_kernel(Sync::none, layernorm_param_partial_kernel<T>, dim3(ceil_div(C, 128), blocks), dim3(128), 0, stream,
+                      dw_partial, db_partial, dout, x, mean, rstd, N, C, ceil_div(N, blocks));
+    } else {
+        launch_backward_blocks(dx, dw_partial, db_partial, dout, x, mean, rstd, w, fixed, N, C, blocks, stream);
+    }
+    launch_kernel(Sync::none, column_sum_kernel, dim3(ceil_div(C, 256)), dim3(256), 0, stream, dw, (const float*)dw_partial, blocks, C);
+    launch_kernel(Sync::none, column_sum_kernel, dim3(ceil_div(C, 256)), dim3(256), 0, stream, db, (const float*)db_partial, blocks, C);
 }
 
 }  // namespace lnfree::kernels

@@ -19,8 +19,6 @@
 
 #if defined(__CUDACC__)
 #include <cublasLt.h>
-#else
-#include <cblas.h>
 #endif
 
 namespace lnfree::kernels {
@@ -43,9 +41,9 @@ __global__ void bias_partial_kernel(float* partial, const T* dout, int ldd, int 
 // scratch: kBiasChunks * OC floats
 template <typename T>
 void bias_backward(float* dbias, float* scratch, const T* dout, int ldd, int N, int OC, cudaStream_t stream) {
-    launch_kernel(bias_partial_kernel<T>, dim3(ceil_div(OC, 128), kBiasChunks), dim3(128), 0, stream, scratch, dout, ldd,
+    launch_kernel(Sync::none, bias_partial_kernel<T>, dim3(ceil_div(OC, 128), kBiasChunks), dim3(128), 0, stream, scratch, dout, ldd,
                   N, OC, ceil_div(N, kBiasChunks));
-    launch_kernel(column_sum_kernel, dim3(ceil_div(OC, 256)), dim3(256), 0, stream, dbias, (const float*)scratch,
+    launch_kernel(Sync::none, column_sum_kernel, dim3(ceil_div(OC, 256)), dim3(256), 0, stream, dbias, (const float*)scratch,
                   kBiasChunks, OC);
 }
 
@@ -186,70 +184,10 @@ void batched_matmul(MatmulContext& ctx, bool trans_a, bool trans_b, int M, int N
                     0, stream, alpha, batch, stride_b, stride_a, stride_d);
 }
 
-#else  // the emulated CPU build: OpenBLAS in float32, with the same epilogues
-
-struct MatmulContext {};
-
-template <typename T>
-std::vector<float> to_float_matrix(const T* src, int rows, int cols, int ld) {
-    std::vector<float> out((size_t)rows * cols);
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) out[(size_t)r * cols + c] = to_float(src[(size_t)r * ld + c]);
-    return out;
-}
-
-template <typename T>
-void matmul_forward(MatmulContext&, T* out, int ldo, T* pre_gelu, const T* inp, const T* weight, const T* bias, int N,
-                    int IC, int OC, cudaStream_t) {
-    std::vector<float> a = to_float_matrix(inp, N, IC, IC), w = to_float_matrix(weight, OC, IC, IC), c((size_t)N * OC);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, a.data(), IC, w.data(), IC, 0.0f, c.data(), OC);
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < OC; o++) {
-            float v = c[(size_t)n * OC + o] + (bias ? to_float(bias[o]) : 0.0f);
-            if (pre_gelu) {
-                const T stored = from_float<T>(v);
-                pre_gelu[(size_t)n * OC + o] = stored;
-                v = gelu_tanh(to_float(stored));
-            }
-            out[(size_t)n * ldo + o] = from_float<T>(v);
-        }
-}
-
-template <typename T>
-void matmul_backward_input(MatmulContext&, T* dinp, const T* dout, int ldd, const T* weight, int N, int IC, int OC,
-                           bool accumulate, cudaStream_t) {
-    std::vector<float> d = to_float_matrix(dout, N, OC, ldd), w = to_float_matrix(weight, OC, IC, IC), c((size_t)N * IC);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, d.data(), OC, w.data(), IC, 0.0f, c.data(), IC);
-    for (size_t i = 0; i < c.size(); i++) dinp[i] = from_float<T>(c[i] + (accumulate ? to_float(dinp[i]) : 0.0f));
-}
-
-template <typename T>
-void matmul_backward_weight(MatmulContext&, float* dweight, const T* dout, int ldd, const T* inp, int N, int IC, int OC,
-                            cudaStream_t) {
-    std::vector<float> d = to_float_matrix(dout, N, OC, ldd), a = to_float_matrix(inp, N, IC, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, d.data(), OC, a.data(), IC, 1.0f, dweight, IC);
-}
-
-template <typename T, typename TD>
-void batched_matmul(MatmulContext&, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const T* A, int lda,
-                    long long stride_a, const T* B, int ldb, long long stride_b, TD* D, int ldd, long long stride_d,
-                    int batch, cudaStream_t) {
-    for (int i = 0; i < batch; i++) {
-        if constexpr (std::is_same_v<T, float> && std::is_same_v<TD, float>) {  // in place: no conversion needed
-            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                        alpha, A + i * stride_a, lda, B + i * stride_b, ldb, 0.0f, D + i * stride_d, ldd);
-            continue;
-        }
-        const std::vector<float> a = to_float_matrix(A + i * stride_a, trans_a ? K : M, trans_a ? M : K, lda),
-                                 b = to_float_matrix(B + i * stride_b, trans_b ? N : K, trans_b ? K : N, ldb);
-        std::vector<float> d((size_t)M * N);
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
-                    a.data(), trans_a ? M : K, b.data(), trans_b ? K : N, 0.0f, d.data(), N);
-        for (int r = 0; r < M; r++)
-            for (int c = 0; c < N; c++) D[i * stride_d + (long long)r * ldd + c] = from_float<TD>(d[(size_t)r * N + c]);
-    }
-}
-
 #endif
 
 }  // namespace lnfree::kernels
+
+#if !defined(__CUDACC__)
+#include "kernels/matmul_cpu.cuh"  // the same calls in the emulated CPU build: OpenBLAS in float32
+#endif

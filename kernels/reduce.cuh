@@ -28,8 +28,10 @@ static __global__ void column_sum_kernel(float* out, const float* partial, int r
     }
 }
 
-inline void masked_mean(float* result, const float* values, const int* mask, int n, cudaStream_t stream) {
-    launch_kernel(masked_mean_kernel, dim3(1), dim3(1024), 0, stream, result, values, mask, n);
+inline void masked_mean(float* result, const float* values, const int* mask, int n, cudaStream_t stream,
+                        bool single_thread = kSingleThreadReductions) {
+    launch_kernel(reduction_sync(single_thread), masked_mean_kernel, dim3(1), dim3(single_thread ? 1 : 1024), 0, stream,
+                  result, values, mask, n);
 }
 
 }  // namespace lnfree::kernels

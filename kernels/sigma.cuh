@@ -25,7 +25,7 @@ static __global__ void sigma_calls_kernel(double* ema, double* sigma, float* use
 
 inline void sigma_calls(double* ema, double* sigma, float* used, const float* stats, int slots, int own, double momentum,
                         int calls, unsigned fixed_mask, cudaStream_t stream) {
-    launch_kernel(sigma_calls_kernel, dim3(1), dim3(1), 0, stream, ema, sigma, used, stats, slots, own, momentum, calls,
+    launch_kernel(Sync::none, sigma_calls_kernel, dim3(1), dim3(1), 0, stream, ema, sigma, used, stats, slots, own, momentum, calls,
                   fixed_mask);
 }
 

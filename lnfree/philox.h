@@ -46,17 +46,48 @@ struct DropoutKey {
     uint32_t micro_step = 0;  // micro-batch within the step
 };
 
+// The four words of (layer, site) that elements 4 * group .. 4 * group + 3 draw from.
+LNFREE_HOST_DEVICE Philox4x32 dropout_words(const DropoutKey& key, uint32_t layer, uint32_t site, uint64_t group) {
+    return philox4x32_10((uint32_t)group, (layer << 4) | site, key.micro_step, key.step, (uint32_t)key.seed,
+                         (uint32_t)(key.seed >> 32));
+}
+
 // Uniform in [0, 1) with 24 random bits, for element `element` of (layer, site).
 LNFREE_HOST_DEVICE float dropout_uniform(const DropoutKey& key, uint32_t layer, uint32_t site, uint64_t element) {
-    Philox4x32 r = philox4x32_10((uint32_t)(element >> 2), (layer << 4) | site, key.micro_step, key.step,
-                                 (uint32_t)key.seed, (uint32_t)(key.seed >> 32));
-    return (float)(r.word[element & 3] >> 8) * (1.0f / 16777216.0f);
+    return (float)(dropout_words(key, layer, site, element >> 2).word[element & 3] >> 8) * (1.0f / 16777216.0f);
+}
+
+// The factor for uniform u: 0 when dropped, 1/(1-p) when kept.
+LNFREE_HOST_DEVICE float dropout_factor(const DropoutKey& key, uint32_t word) {
+    return (float)(word >> 8) * (1.0f / 16777216.0f) >= key.p ? 1.0f / (1.0f - key.p) : 0.0f;
 }
 
 // The factor an element is multiplied by: 0 when dropped, 1/(1-p) when kept.
 LNFREE_HOST_DEVICE float dropout_scale(const DropoutKey& key, uint32_t layer, uint32_t site, uint64_t element) {
     if (key.p == 0.0f) return 1.0f;
-    return dropout_uniform(key, layer, site, element) >= key.p ? 1.0f / (1.0f - key.p) : 0.0f;
+    return dropout_factor(key, dropout_words(key, layer, site, element >> 2).word[element & 3]);
 }
+
+// dropout_scale for the elements one thread visits in increasing order: the four elements of a Philox call share
+// it, so a thread that walks a row element by element (one thread per row, as under the emulator) computes a
+// quarter of the calls; one that strides (a warp's lane) computes every one. The same factors either way.
+class DropoutScales {
+public:
+    LNFREE_HOST_DEVICE DropoutScales(const DropoutKey& key, uint32_t layer, uint32_t site)
+        : key_(key), layer_(layer), site_(site) {}
+    LNFREE_HOST_DEVICE float operator()(uint64_t element) {
+        if (key_.p == 0.0f) return 1.0f;
+        if (element >> 2 != group_) {
+            group_ = element >> 2;
+            words_ = dropout_words(key_, layer_, site_, group_);
+        }
+        return dropout_factor(key_, words_.word[element & 3]);
+    }
+private:
+    DropoutKey key_;
+    uint32_t layer_, site_;
+    uint64_t group_ = ~(uint64_t)0;
+    Philox4x32 words_{};
+};
 
 }  // namespace lnfree

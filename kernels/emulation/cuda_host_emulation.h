@@ -4,7 +4,9 @@
 // blocks are spread over a pool of workers. A block runs in rounds: each runnable fiber runs, in the selected order
 // (forward, reverse or random), until it reaches a sync point (__syncthreads, a warp operation) or exits. At the end
 // of a round, complete warp operations and the block barrier are released; if nothing can be released the block is
-// deadlocked and a cuda_emu::KernelError says which warps and lanes wait where. doc/emulation.md is the manual.
+// deadlocked and a cuda_emu::KernelError says which warps and lanes wait where. A launch declared free of
+// synchronisation (Threads::plain) runs each block as a plain loop over its threads instead, in the same order,
+// and any sync point such a thread reaches fails the launch. doc/emulation.md is the manual.
 //
 // Include kernels/launch.cuh, not this file: it picks this header under g++ and the CUDA runtime under nvcc.
 #pragma once
@@ -53,6 +55,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +64,8 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
+
+#include "kernels/emulation/cuda_host_profile.h"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Qualifiers. host_defines.h (pulled in above) already maps most of them to nothing for a host compiler; spell it out.
@@ -113,13 +118,22 @@ private:
 
 enum class Schedule { forward, reverse, random };
 
+// How a launch runs its blocks. fibers: every thread a fiber, for kernels that synchronise (always correct).
+// plain: the kernel's threads never meet __syncthreads or a warp operation, so each block runs its threads one
+// after the other to completion, as ordinary calls on the worker's stack (no fiber set-up or switch); a thread
+// that reaches a sync point fails the launch with a KernelError that names the call.
+enum class Threads { fibers, plain };
+
 inline void set_schedule(Schedule s, std::uint64_t seed = 1);  // default: LNFREE_EMU_SCHEDULE=forward|reverse|random[:seed]
 inline Schedule schedule();
 inline std::uint64_t schedule_seed();
 inline const char* schedule_name(Schedule s);
-inline void set_num_workers(unsigned n);  // default: LNFREE_EMU_WORKERS, else hardware_concurrency() up to 16
+inline void set_num_workers(unsigned n);  // default: LNFREE_EMU_WORKERS, else available_cores() up to 16
+inline unsigned available_cores();        // this process's affinity mask (taskset, cgroups, Slurm)
 inline unsigned num_workers();
 inline void set_poison_shared(bool on);   // default: on (LNFREE_EMU_POISON=0 turns it off)
+inline void set_plain_loops(bool on);     // default: on; off runs Threads::plain launches on fibers (LNFREE_EMU_PLAIN=0)
+inline bool plain_loops();
 inline bool static_shared_poisoning();    // whether static __shared__ can be (and is) poisoned in this process
 
 inline constexpr int kDefaultMaxDynamicShared = 48 * 1024;   // without cudaFuncSetAttribute, as on every GPU
@@ -240,11 +254,20 @@ inline void asan_finish_switch(void* fake_stack) {
 
 // -------------------------------------------------------------------------------------------------------------
 // Settings.
+
+// The cores this process may run on (its affinity mask: taskset, cgroups, Slurm), else hardware_concurrency().
+inline unsigned available_cores() {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
 struct Settings {
     std::atomic<int> schedule{0};
     std::atomic<std::uint64_t> seed{1};
     std::atomic<bool> poison{true};
     std::atomic<unsigned> workers{0};
+    std::atomic<bool> plain{true};
     Settings() {
         if (const char* e = std::getenv("LNFREE_EMU_SCHEDULE")) {
             const std::string v = e;
@@ -254,8 +277,9 @@ struct Settings {
             if (auto colon = v.find(':'); colon != std::string::npos) seed = std::strtoull(v.c_str() + colon + 1, nullptr, 0);
         }
         if (const char* e = std::getenv("LNFREE_EMU_POISON")) poison = std::strcmp(e, "0") != 0;
+        if (const char* e = std::getenv("LNFREE_EMU_PLAIN")) plain = std::strcmp(e, "0") != 0;
         // Each fiber stack is two mappings (guard + stack): 16 workers x 1024 threads stay far below vm.max_map_count.
-        unsigned n = std::min(16u, std::thread::hardware_concurrency());
+        unsigned n = std::min(16u, available_cores());
         if (const char* e = std::getenv("LNFREE_EMU_WORKERS")) n = static_cast<unsigned>(std::strtoul(e, nullptr, 10));
         workers = n ? n : 1;
     }
@@ -267,6 +291,10 @@ inline Settings& settings() { static Settings s; return s; }
 struct LaunchDesc {
     void (*body)(const void* args) = nullptr;  // calls the kernel with a copy of the packed arguments
     const void* args = nullptr;
+    Threads threads = Threads::fibers;
+    // host tasks (parallel_for): task(context, i) for every i < nblocks, instead of blocks of a kernel
+    void (*task)(void* context, std::uint64_t i) = nullptr;
+    void* task_context = nullptr;
     const void* kernel = nullptr;              // for names in messages
     dim3 grid, block;
     std::size_t dynamic_smem = 0;
@@ -363,6 +391,10 @@ struct Worker {
     unsigned nthreads = 0;
     std::size_t stack_size = default_stack_size();
     Fiber* current = nullptr;
+    bool plain = false;               // running a Threads::plain block: `current` is plain_thread, no fibers
+    Fiber plain_thread;               // the running thread's index, for messages
+    std::vector<uint3> plain_tids;    // threadIdx of each linear index, for the block shape plain_shape
+    dim3 plain_shape{0, 0, 0};
     void* sched_sp = nullptr;         // the worker's own context while fibers run
     void* sched_fake = nullptr;
     const void* sched_stack_lo = nullptr;
@@ -441,7 +473,10 @@ struct Worker {
         return nullptr;
     }
     void run_launch(LaunchDesc& L);
+    void begin_block(const LaunchDesc& L, std::uint64_t b);
     void run_block(LaunchDesc& L, std::uint64_t b);
+    void run_block_plain(LaunchDesc& L, std::uint64_t b);
+    void fill_order(const LaunchDesc& L);
     bool settle_warps();
     void settle_matrix_op(unsigned base);  // cuda_host_mma.h
     bool in_shared(const void* p, std::size_t n) const;
@@ -482,7 +517,7 @@ inline void Worker::yield(Fiber* self) {
 
 inline void Worker::run_launch(LaunchDesc& L) {
     launch = &L;
-    if (L.dynamic_smem != dyn_size) {
+    if (!L.task && L.dynamic_smem != dyn_size) {
         dyn_owner.reset(new (std::align_val_t{128}) unsigned char[L.dynamic_smem]);
         dyn = dyn_owner.get();
         dyn_size = L.dynamic_smem;
@@ -492,7 +527,9 @@ inline void Worker::run_launch(LaunchDesc& L) {
         const std::uint64_t b = L.next.fetch_add(1);
         if (b >= L.nblocks) break;
         try {
-            run_block(L, b);
+            if (L.task) L.task(L.task_context, b);
+            else if (L.threads == Threads::plain) run_block_plain(L, b);
+            else run_block(L, b);
         } catch (...) {
             std::lock_guard<std::mutex> g(L.error_mu);
             if (b < L.error_block) { L.error = std::current_exception(); L.error_block = b; }
@@ -504,7 +541,8 @@ inline void Worker::run_launch(LaunchDesc& L) {
     current = nullptr;
 }
 
-inline void Worker::run_block(LaunchDesc& L, std::uint64_t b) {
+// What both ways of running a block do first: poison shared memory, set the block's built-in variables.
+inline void Worker::begin_block(const LaunchDesc& L, std::uint64_t b) {
     if (L.poison && tbss_lo) poison_static_shared();
     if (L.poison && dyn_size) std::memset(dyn, 0xFF, dyn_size);
     blockIdx = uint3{static_cast<unsigned>(b % L.grid.x), static_cast<unsigned>(b / L.grid.x % L.grid.y),
@@ -512,6 +550,44 @@ inline void Worker::run_block(LaunchDesc& L, std::uint64_t b) {
     blockDim = L.block;
     gridDim = L.grid;
     nthreads = L.block.x * L.block.y * L.block.z;
+}
+
+// order = 0..n-1 (forward), n-1..0 (reverse), or a permutation seeded by (seed, block) (random)
+inline void Worker::fill_order(const LaunchDesc& L) {
+    order.resize(nthreads);
+    for (unsigned i = 0; i < nthreads; ++i) order[i] = L.sched == Schedule::reverse ? nthreads - 1 - i : i;
+    if (L.sched == Schedule::random)
+        for (unsigned i = nthreads - 1; i > 0; --i) std::swap(order[i], order[splitmix64(rng) % (i + 1)]);
+}
+
+// A Threads::plain block: each thread runs the kernel to its end before the next starts, in the schedule's order;
+// the same results as one fiber round in which no thread waits. A sync point fails (see sync_point).
+inline void Worker::run_block_plain(LaunchDesc& L, std::uint64_t b) {
+    begin_block(L, b);
+    rng = L.seed * 0x9E3779B97F4A7C15ull ^ b;
+    fill_order(L);
+    struct Leave {  // also when a thread throws
+        Worker& w;
+        ~Leave() { w.plain = false; w.current = nullptr; }
+    } leave{*this};
+    if (plain_shape.x != L.block.x || plain_shape.y != L.block.y || plain_shape.z != L.block.z) {  // no divisions per thread
+        plain_shape = L.block;
+        plain_tids.resize(nthreads);
+        for (unsigned t = 0; t < nthreads; ++t)
+            plain_tids[t] = uint3{t % L.block.x, t / L.block.x % L.block.y, t / (L.block.x * L.block.y)};
+    }
+    plain = true;
+    current = &plain_thread;
+    for (unsigned i = 0; i < nthreads; ++i) {
+        const unsigned t = order[i];
+        plain_thread.linear = t;
+        plain_thread.tid = threadIdx = plain_tids[t];
+        L.body(L.args);
+    }
+}
+
+inline void Worker::run_block(LaunchDesc& L, std::uint64_t b) {
+    begin_block(L, b);
     abort = false;
     fiber_error = nullptr;
     while (fibers.size() < nthreads) {
@@ -657,6 +733,7 @@ inline bool Worker::settle_barrier() {
 // Where every unfinished warp of the block is: lanes grouped by (state, operation, mask, call site).
 inline std::string Worker::describe_block() const {
     std::string out;
+    if (plain) return out;  // no fibers: the threads before this one ran to their end, the rest have not started
     for (unsigned base = 0; base < nthreads; base += 32) {
         const unsigned n = std::min(32u, nthreads - base);
         std::uint32_t seen = 0, done = 0;
@@ -708,8 +785,19 @@ inline Worker& in_kernel(const char* what) {
 
 inline unsigned char* dynamic_shared_memory() { return in_kernel("dynamic shared memory").dyn; }
 
+// Every sync point enters here: a thread of a Threads::plain launch must never reach one (its block has no fibers
+// to wait with), so the launch fails and says where, instead of computing without the synchronisation.
+inline Worker& sync_point(const char* what, const std::source_location& loc) {
+    Worker& w = in_kernel(what);
+    if (w.plain)
+        w.fail(std::string(what) + " reached at " + site_str(loc) + " in a launch declared free of synchronisation "
+               "(Sync::none / cuda_emu::Threads::plain), whose blocks run as plain loops: launch this kernel with "
+               "Sync::may_sync");
+    return w;
+}
+
 inline std::uint64_t block_barrier(int pred, const std::source_location& loc) {
-    Worker& w = in_kernel("__syncthreads");
+    Worker& w = sync_point("__syncthreads", loc);
     Fiber* f = w.current;
     f->wait = Wait::barrier;
     f->site = loc;
@@ -719,7 +807,7 @@ inline std::uint64_t block_barrier(int pred, const std::source_location& loc) {
 }
 
 inline std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int b, int width, const std::source_location& loc) {
-    Worker& w = in_kernel(warp_op_name(op));
+    Worker& w = sync_point(warp_op_name(op), loc);
     Fiber* f = w.current;
     const unsigned lane = f->linear % 32;
     if (!((mask >> lane) & 1))
@@ -903,16 +991,30 @@ inline void launch_raw(LaunchDesc& L) {
     L.sched = static_cast<Schedule>(settings().schedule.load());
     L.seed = settings().seed;
     L.poison = settings().poison;
-    pool().run(L);
+    if (!settings().plain) L.threads = Threads::fibers;
+    if (Profile::enabled()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        pool().run(L);
+        profile().add(L.kernel, L.threads == Threads::plain ? "plain" : "fibers", L.nblocks, seconds_since(t0));
+    } else {
+        pool().run(L);
+    }
     if (L.error) std::rethrow_exception(L.error);
 }
 
 }  // namespace detail
 
+inline void Profile::print() const {
+    print_with([](const void* key, const Entry& e) {
+        return std::strcmp(e.how, "host") == 0 ? std::string(static_cast<const char*>(key)) : detail::kernel_name(key);
+    });
+}
+
 // Runs the whole grid before returning; the arguments are converted to the kernel's parameter types and copied
-// once, and every CUDA thread gets its own copy of them (as from the kernel parameter space).
+// once, and every CUDA thread gets its own copy of them (as from the kernel parameter space). `threads`: see
+// Threads (Threads::plain only for kernels that never synchronise: a sync point fails the launch).
 template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_smem, Args&&... args) {
+void launch(Threads threads, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_smem, Args&&... args) {
     static_assert(sizeof...(Params) == sizeof...(Args), "wrong number of kernel arguments");
     static_assert((std::is_trivially_copyable_v<Params> && ...), "kernel parameters must be trivially copyable values");
     struct Packed {
@@ -930,7 +1032,31 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynami
     L.grid = grid;
     L.block = block;
     L.dynamic_smem = dynamic_smem;
+    L.threads = threads;
     detail::launch_raw(L);
+}
+
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_smem, Args&&... args) {
+    launch(Threads::fibers, kernel, grid, block, dynamic_smem, std::forward<Args>(args)...);
+}
+
+// Host work on the emulator's workers, so that the CPU build has one set of threads for kernels and its matrix
+// products: fn(i) for every i < n, spread over the workers, before it returns; the first exception (lowest i) is
+// rethrown. From inside a worker (nested) it runs the loop itself.
+template <typename F>
+void parallel_for(std::uint64_t n, F&& fn) {
+    if (n == 0) return;
+    if (detail::tls_worker || n == 1 || detail::pool().size() == 1) {
+        for (std::uint64_t i = 0; i < n; ++i) fn(i);
+        return;
+    }
+    detail::LaunchDesc L;
+    L.task = [](void* f, std::uint64_t i) { (*static_cast<std::remove_reference_t<F>*>(f))(i); };
+    L.task_context = const_cast<void*>(static_cast<const void*>(&fn));
+    L.nblocks = n;
+    detail::pool().run(L);
+    if (L.error) std::rethrow_exception(L.error);
 }
 
 inline void set_schedule(Schedule s, std::uint64_t seed) {
@@ -942,12 +1068,15 @@ inline std::uint64_t schedule_seed() { return detail::settings().seed; }
 inline const char* schedule_name(Schedule s) {
     return s == Schedule::forward ? "forward" : s == Schedule::reverse ? "reverse" : "random";
 }
+inline unsigned available_cores() { return detail::available_cores(); }
 inline void set_num_workers(unsigned n) {
     detail::settings().workers = n ? n : 1;
     detail::pool().resize(n ? n : 1);
 }
 inline unsigned num_workers() { return detail::pool().size(); }
 inline void set_poison_shared(bool on) { detail::settings().poison = on; }
+inline void set_plain_loops(bool on) { detail::settings().plain = on; }
+inline bool plain_loops() { return detail::settings().plain; }
 inline bool static_shared_poisoning() {
     static const bool located = [] {  // the TLS layout is the same for every thread the layer starts
         bool ok = false;
@@ -1011,8 +1140,8 @@ inline int __all_sync(unsigned mask, int pred, std::source_location loc = std::s
     return static_cast<int>(cuda_emu::detail::warp_op(cuda_emu::detail::WarpOp::all, mask, pred != 0, 0, 32, loc));
 }
 // The lanes of the caller's warp that exist and have not exited (no synchronisation, as on the GPU).
-inline unsigned __activemask() {
-    cuda_emu::detail::Worker& w = cuda_emu::detail::in_kernel("__activemask");
+inline unsigned __activemask(std::source_location loc = std::source_location::current()) {
+    cuda_emu::detail::Worker& w = cuda_emu::detail::sync_point("__activemask", loc);
     const unsigned base = w.current->linear / 32 * 32;
     unsigned mask = 0;
     for (unsigned l = 0; l < 32 && base + l < w.nthreads; ++l)

@@ -55,7 +55,7 @@ inline float bf16_half(std::uint32_t reg, int h) {
 }
 
 inline void matrix_op(WarpOp op, void* operands, const std::source_location& loc) {
-    Worker& w = in_kernel(warp_op_name(op));
+    Worker& w = sync_point(warp_op_name(op), loc);
     Fiber* f = w.current;
     const unsigned base = f->linear / 32 * 32;
     if (base + 32 > w.nthreads)

@@ -10,33 +10,16 @@
 #include <vector>
 
 #include "kernels/launch.cuh"
+#include "test/emulation/emulation_test_util.h"
 #include "test/emulation/example_kernels.cuh"
 
 using cuda_emu::Schedule;
 using lnfree::launch_kernel;
+using emulation_test::kernel_error;
+using emulation_test::kSchedules;
+using emulation_test::ScheduleScope;
 
 namespace {
-
-// Sets the schedule for one section and restores the previous one.
-struct ScheduleScope {
-    Schedule old = cuda_emu::schedule();
-    std::uint64_t old_seed = cuda_emu::schedule_seed();
-    explicit ScheduleScope(Schedule s) { cuda_emu::set_schedule(s, old_seed); }  // random: LNFREE_EMU_SCHEDULE=random:seed
-    ~ScheduleScope() { cuda_emu::set_schedule(old, old_seed); }
-};
-
-const Schedule kSchedules[] = {Schedule::forward, Schedule::reverse, Schedule::random};
-
-// The message of the KernelError that `f` throws ("" if none).
-template <typename F>
-std::string kernel_error(F&& f) {
-    try {
-        f();
-    } catch (const cuda_emu::KernelError& e) {
-        return e.what();
-    }
-    return "";
-}
 
 // ---- kernels -----------------------------------------------------------------------------------------------------
 

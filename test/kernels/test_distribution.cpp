@@ -30,7 +30,8 @@ std::vector<float> test_logits(uint32_t seed, float scale) {
 TEMPLATE_TEST_CASE("entropy, top probability and top token match the reference", "[kernels][distribution]", float, bf16) {
     using T = TestType;
     const std::string order = use_schedule(GENERATE(0, 1, 2));
-    INFO(order);
+    const bool single = GENERATE(true, false);  // single-thread reductions (the emulator's shape) or the GPU's blocks
+    INFO(order << (single ? ", single-thread reductions" : ", block reductions"));
     const std::vector<float> z = representable<T>(test_logits(61, 2.0f));
     std::vector<float> h_ref(N), c_ref(N);
     std::vector<int> top_ref(N);
@@ -38,7 +39,7 @@ TEMPLATE_TEST_CASE("entropy, top probability and top token match the reference",
     Buffer<T> z_d = on_device(to_type<T>(z));
     Buffer<float> h(N), c(N);
     Buffer<int> top(N);
-    k::distribution_stats(h.data(), c.data(), top.data(), z_d.data(), N, V, Vp, nullptr);
+    k::distribution_stats(h.data(), c.data(), top.data(), z_d.data(), N, V, Vp, nullptr, single);
     CHECK(rel_error(on_host(h), h_ref) <= 1e-5);  // the inputs are T's values, so float32 arithmetic in both builds
     CHECK(rel_error(on_host(c), c_ref) <= 1e-5);
     CHECK(on_host(top) == top_ref);
@@ -49,7 +50,8 @@ TEMPLATE_TEST_CASE("entropy, top probability and top token match the reference",
 TEMPLATE_TEST_CASE("KL both ways and JSD between two models match the reference", "[kernels][distribution]", float, bf16) {
     using T = TestType;
     const std::string order = use_schedule(GENERATE(0, 1, 2));
-    INFO(order);
+    const bool single = GENERATE(true, false);  // single-thread reductions (the emulator's shape) or the GPU's blocks
+    INFO(order << (single ? ", single-thread reductions" : ", block reductions"));
     const std::vector<float> p = representable<T>(test_logits(62, 2.0f));
     std::vector<float> q = p;
     const std::vector<float> noise = random_floats(q.size(), 0.5f, 63);
@@ -60,7 +62,7 @@ TEMPLATE_TEST_CASE("KL both ways and JSD between two models match the reference"
     ref::divergence(pq_ref.data(), qp_ref.data(), js_ref.data(), p.data(), q.data(), N, V, Vp);
     Buffer<T> p_d = on_device(to_type<T>(p)), q_d = on_device(to_type<T>(q));
     Buffer<float> pq(N), qp(N), js(N);
-    k::divergence(pq.data(), qp.data(), js.data(), p_d.data(), q_d.data(), N, V, Vp, nullptr);
+    k::divergence(pq.data(), qp.data(), js.data(), p_d.data(), q_d.data(), N, V, Vp, nullptr, single);
     CHECK(rel_error(on_host(pq), pq_ref) <= 1e-5);
     CHECK(rel_error(on_host(qp), qp_ref) <= 1e-5);
     CHECK(rel_error(on_host(js), js_ref) <= 1e-5);

@@ -25,13 +25,14 @@ TEMPLATE_TEST_CASE("layernorm kernels match the reference in both modes", "[kern
     using T = TestType;
     const std::string order = use_schedule(GENERATE(0, 1, 2));
     const bool fixed = GENERATE(false, true);
-    INFO(order << (fixed ? " fixed" : " real"));
+    const bool single = GENERATE(true, false);  // single-thread reductions (the emulator's shape) or the GPU's
+    INFO(order << (fixed ? " fixed" : " real") << (single ? ", single-thread reductions" : ", warp and block reductions"));
     const int N = 37, C = 600;  // 600 channels: several per thread in the backward
     const std::vector<float> x = random_floats((size_t)N * C, 1.3f, 1, 0.4f);
     const std::vector<float> w = representable<T>(random_floats(C, 0.1f, 2, 1.0f)), b = representable<T>(random_floats(C, 0.1f, 3));
     Buffer<float> x_d = on_device(x), mean(N), stdev(N), rstd(N), sigma = on_device(std::vector<float>{0.8f});
     Buffer<T> w_d = on_device(to_type<T>(w)), b_d = on_device(to_type<T>(b)), out((size_t)N * C);
-    k::layernorm_stats(mean.data(), stdev.data(), x_d.data(), N, C, nullptr);
+    k::layernorm_stats(mean.data(), stdev.data(), x_d.data(), N, C, nullptr, single);
     k::layernorm_normalize(out.data(), rstd.data(), x_d.data(), mean.data(), stdev.data(), w_d.data(), b_d.data(),
                            fixed ? sigma.data() : (const float*)nullptr, N, C, nullptr);
     std::vector<float> out_ref((size_t)N * C), mean_ref(N), rstd_ref(N);
@@ -48,7 +49,7 @@ TEMPLATE_TEST_CASE("layernorm kernels match the reference in both modes", "[kern
     Buffer<float> scratch(2 * (size_t)k::layernorm_backward_blocks(N) * C);
     Buffer<T> dout_d = on_device(to_type<T>(dout));
     k::layernorm_backward(dx.data(), dw.data(), db.data(), scratch.data(), dout_d.data(), x_d.data(), mean.data(),
-                          rstd.data(), w_d.data(), fixed, N, C, nullptr);
+                          rstd.data(), w_d.data(), fixed, N, C, nullptr, single);
     ref::layernorm_backward(dx_ref.data(), dw_ref.data(), db_ref.data(), dout.data(), x.data(), mean_ref.data(),
                             rstd_ref.data(), w.data(), fixed, N, C);
     CHECK(rel_error(on_host(dx), dx_ref) <= 1e-5);
@@ -173,17 +174,20 @@ TEMPLATE_TEST_CASE("the fused classifier matches the reference cross-entropy and
     Buffer<T> z = on_device(to_type<T>(logits));
     Buffer<float> losses(N);
     Buffer<int> targets_d = on_device(targets);
-    k::classifier(z.data(), losses.data(), targets_d.data(), -1, 0.0f, N, V, Vp, nullptr);  // evaluation: losses only
+    const bool single = GENERATE(true, false);
+    INFO((single ? "single-thread reductions" : "block reductions"));
+    k::classifier(z.data(), losses.data(), targets_d.data(), -1, 0.0f, N, V, Vp, nullptr, single);  // losses only
     CHECK(rel_error(on_host(losses), losses_ref) <= 1e-5);
     CHECK(to_floats(on_host(z)) == logits);
-    k::classifier(z.data(), losses.data(), targets_d.data(), eot, dloss, N, V, Vp, nullptr);
+    k::classifier(z.data(), losses.data(), targets_d.data(), eot, dloss, N, V, Vp, nullptr, single);
     CHECK(rel_error(on_host(losses), losses_ref) <= 1e-5);
     CHECK(rel_error(to_floats(on_host(z)), dlogits_ref) <= tolerance<T>());
 }
 
 TEST_CASE("aux loss kernels match the reference", "[kernels][aux]") {
     const std::string order = use_schedule(GENERATE(0, 1, 2));
-    INFO(order);
+    const bool single = GENERATE(true, false);
+    INFO(order << (single ? ", single-thread reductions" : ", warp and block reductions"));
     const int B = 3, Tn = 21, C = 40, N = B * Tn, eot = 7;
     std::vector<float> h = random_floats((size_t)N * C, 1.0f, 51);
     for (int t = 0; t < Tn; t++)  // attention-sink-like rows: large std at t == 0
@@ -193,8 +197,8 @@ TEST_CASE("aux loss kernels match the reference", "[kernels][aux]") {
     std::vector<float> dh_ref = random_floats(h.size(), 0.1f, 52);
     Buffer<float> h_d = on_device(h), mean(N), stdev(N), loss(1), target(1), dh = on_device(dh_ref);
     Buffer<int> mask(N), idx_d = on_device(idx);
-    k::layernorm_stats(mean.data(), stdev.data(), h_d.data(), N, C, nullptr);
-    k::aux_loss_forward(loss.data(), target.data(), mask.data(), stdev.data(), idx_d.data(), eot, B, Tn, nullptr);
+    k::layernorm_stats(mean.data(), stdev.data(), h_d.data(), N, C, nullptr, single);
+    k::aux_loss_forward(loss.data(), target.data(), mask.data(), stdev.data(), idx_d.data(), eot, B, Tn, nullptr, single);
     std::vector<double> s;
     ref::AuxLossResult r = ref::aux_loss_forward(s, h.data(), idx.data(), eot, B, Tn, C, nullptr);
     CHECK(std::abs(on_host(loss)[0] - r.loss) <= 1e-5 * r.loss);
@@ -213,6 +217,12 @@ TEMPLATE_TEST_CASE("gradient norm, clipping and AdamW match the reference", "[ke
     std::vector<float> v0(n);
     for (size_t i = 0; i < n; i++) v0[i] = 1e-4f * (1.0f + (float)(i % 7));
     Buffer<float> grad_d = on_device(grad), norm(1), scratch(k::kNormBlocks);
+    for (bool single : {false, true}) {  // single-thread reductions, and the GPU's blocks of 512
+        k::global_norm(norm.data(), scratch.data(), grad_d.data(), n, nullptr, single);
+        double exact = 0.0;
+        for (float g : grad) exact += (double)g * g;
+        CHECK(std::abs(on_host(norm)[0] - std::sqrt(exact)) <= 1e-5 * std::sqrt(exact));
+    }
     k::global_norm(norm.data(), scratch.data(), grad_d.data(), n, nullptr);
     double norm_ref = 0.0;
     for (float g : grad) norm_ref += (double)g * g;
@@ -299,11 +309,13 @@ TEST_CASE("the sharded gradient norm is the whole one: shards' sums of squares a
     const size_t n = 10000;
     const std::vector<float> g = random_floats(n, 0.3f, 93);
     Buffer<float> g_d = on_device(g), scratch(k::kNormBlocks), whole(1), norm(1);
-    k::global_norm(whole.data(), scratch.data(), g_d.data(), n, nullptr);
     Buffer<double> sum(1);
-    k::sum_squares(sum.data(), scratch.data(), g_d.data(), n, nullptr);  // one process: bit for bit
-    k::norm_from_sum_squares(norm.data(), sum.data(), nullptr);
-    CHECK(on_host(norm)[0] == on_host(whole)[0]);
+    for (bool single : {false, true}) {
+        k::global_norm(whole.data(), scratch.data(), g_d.data(), n, nullptr, single);
+        k::sum_squares(sum.data(), scratch.data(), g_d.data(), n, nullptr, single);  // one process: bit for bit
+        k::norm_from_sum_squares(norm.data(), sum.data(), nullptr);
+        CHECK(on_host(norm)[0] == on_host(whole)[0]);
+    }
     double total = 0.0, exact = 0.0;
     for (int p = 0; p < 3; p++) {  // three shards, their sums added as the processes would
         const size_t first = p * n / 3, last = (p + 1) * n / 3;

@@ -177,11 +177,14 @@ def test_a_failure_in_one_rank_ends_the_job_with_its_message(tmp_path):
     assert r.returncode != 0 and time.time() - started < 60
     assert "train_gpt2_lnfree: rank 1 of 2: " + str(tmp_path / "none_*.bin") + ": no token shards match" in r.stderr
 
-    # a rank killed mid-run: mpirun ends the others, none waits in a collective
+    # a rank killed mid-run: mpirun ends the others, none waits in a collective (200 steps: still running when
+    # step 2's line has come through mpirun)
+    args = trainer(tmp_path / "killed", tmp_path / "recipe.json", "-n", "200")  # rank 0 above may have written out/
     proc = subprocess.Popen(launch(2, args), env=mpi_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if line.startswith("step    2/"):
             break
+    assert proc.poll() is None, proc.stderr.read()[-3000:]
     os.kill(int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0]),
             signal.SIGKILL)
     started = time.time()

@@ -1,0 +1,33 @@
+// The CPU build's threads: one set, the emulator's workers, runs the emulated kernels and the matrix products
+// (kernels/matmul_cpu.cuh, OpenBLAS with one thread per call), so no two pools compete for the cores.
+#pragma once
+#if !defined(__CUDACC__)  // the CPU build
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "kernels/emulation/cuda_host_emulation.h"
+#include "lnfree/cpu_blas.h"
+
+namespace lnfree {
+
+// At most this many: every worker keeps up to 1024 fiber stacks of two mappings each (vm.max_map_count).
+inline constexpr int kMaxCpuThreads = 16;
+
+// This process's cores, shared with the other processes of a data-parallel run on the same node (mpirun sets
+// OMPI_COMM_WORLD_LOCAL_SIZE), at least 1 and at most kMaxCpuThreads.
+inline int default_cpu_threads() {
+    int local = 1;
+    if (const char* e = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) local = std::max(1, std::atoi(e));
+    return std::clamp((int)cuda_emu::available_cores() / local, 1, kMaxCpuThreads);
+}
+
+// threads: 0 for the default
+inline void use_cpu_threads(int threads) { cuda_emu::set_num_workers((unsigned)(threads > 0 ? threads : default_cpu_threads())); }
+
+inline std::string cpu_threads_description() {
+    return std::to_string(cuda_emu::num_workers()) + " threads for kernels and products; " + cpu_blas::description();
+}
+
+}  // namespace lnfree
+#endif
