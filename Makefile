@@ -26,8 +26,11 @@ TEST_SRC := $(wildcard test/*.cpp)
 KERNEL_TEST_SRC := $(wildcard test/kernels/*.cpp test/emulation/test_*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o) $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/%.o)
-ASAN_OBJ := $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/asan/%.o) $(BUILD)/asan/test/main.o
-GPU_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
+# Catch2's main and implementation are not instrumented: compiled once (test/catch_session.cpp), linked everywhere
+CATCH_OBJ := $(BUILD)/test/main.o $(BUILD)/test/catch_session.o
+ASAN_OBJ := $(KERNEL_TEST_SRC:%.cpp=$(BUILD)/asan/%.o) $(CATCH_OBJ)
+# --threads 0: nvcc compiles the two architectures in parallel
+GPU_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a --threads 0
 # USE_CUDNN=1: cuDNN's fused attention as the alternative attention (kernels/cudnn_attention.h), in the trainer and
 # the GPU kernel tests. Its translation unit is built once, on its own: the cuDNN frontend's headers (fetched by
 # dev/setup.sh --cudnn-frontend) take about a minute to compile. The frontend compiles some engines at run time,
@@ -71,7 +74,7 @@ train_gpt2_lnfree_cpu: $(BUILD)/train_gpt2_lnfree_cpu.o $(LIB_OBJ)
 
 # the MPI process group's collectives, run under mpirun by `make test`
 $(BUILD)/test/mpi/%.o: CXXFLAGS += $(EMU_FLAGS) $(MPI_CFLAGS)
-$(BUILD)/test_mpi_group: $(BUILD)/test/mpi/test_mpi_group.o $(LIB_OBJ)
+$(BUILD)/test_mpi_group: $(BUILD)/test/mpi/test_mpi_group.o $(BUILD)/test/catch_session.o $(LIB_OBJ)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
 
 setup:
@@ -120,7 +123,7 @@ $(BUILD)/test_kernels_asan: $(ASAN_OBJ) $(LIB_OBJ)
 test-gpu-build: $(BUILD)/test_kernels_gpu
 GPU_TEST_OBJ := $(BUILD)/gpu/test_kernels.o $(BUILD)/gpu/test_flash_attention.o $(BUILD)/gpu/test_device_model.o \
 	$(BUILD)/gpu/test_distribution.o \
-	$(BUILD)/gpu/main.o
+	$(CATCH_OBJ)
 ifeq ($(USE_CUDNN),1)
 GPU_TEST_OBJ += $(BUILD)/gpu/test_cudnn_attention.o $(CUDNN_OBJ)
 $(BUILD)/gpu/test_cudnn_attention.o: kernels/cudnn_attention.h
@@ -128,9 +131,6 @@ endif
 $(BUILD)/gpu/%.o: test/kernels/%.cpp $(CUDNN_STAMP) $(wildcard kernels/*.cuh lnfree/*.cuh lnfree/*.h lnfree/reference/*.h)
 	@mkdir -p $(BUILD)/gpu
 	$(NVCC) -std=c++20 -O2 -I. $(CUDNN_DEFINES) -DLNFREE_SOURCE_DIR=\"$(CURDIR)\" $(GPU_ARCH) -x cu -c -o $@ $<
-$(BUILD)/gpu/main.o: test/main.cpp
-	@mkdir -p $(BUILD)/gpu
-	$(CXX) -std=c++20 -O2 -c -o $@ $<
 $(BUILD)/test_kernels_gpu: $(GPU_TEST_OBJ) $(LIB_OBJ) $(CUDNN_STAMP)
 	$(NVCC) $(GPU_ARCH) -o $@ $(GPU_TEST_OBJ) $(LIB_OBJ) -lcublasLt $(CUDNN_LIBS) -Xcompiler -fopenmp
 

@@ -22,7 +22,7 @@ fi
 
 out=build/nvcc
 mkdir -p "$out"
-arch=(-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a)
+arch=(-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a --threads 0)  # both at once
 "$NVCC" -std=c++20 -O3 -I. "${arch[@]}" -Xptxas -v -c test/kernels/instantiate_kernels.cu -o "$out/instantiate_kernels.o" \
     > "$out/ptxas.log" 2>&1 || { cat "$out/ptxas.log" >&2; echo "check_kernels: nvcc failed" >&2; exit 1; }
 kernels=$(grep -c 'Compiling entry function' "$out/ptxas.log")
@@ -38,7 +38,7 @@ fi
 max_regs=$(sed -n 's/.*Used \([0-9]*\) registers.*/\1/p' "$out/ptxas.log" | sort -n | tail -1)
 echo "check_kernels: $kernels kernel builds for sm_80 and sm_90a, no spills (at most $max_regs registers per thread)"
 
-make --no-print-directory test-gpu-build NVCC="$NVCC" > "$out/test_gpu.log" 2>&1 \
+make --no-print-directory -j2 test-gpu-build NVCC="$NVCC" > "$out/test_gpu.log" 2>&1 \
     || { cat "$out/test_gpu.log" >&2; echo "check_kernels: the GPU kernel tests do not build" >&2; exit 1; }
 echo "check_kernels: GPU kernel tests built (build/test_kernels_gpu; run it with make test-gpu on a GPU machine)"
 make --no-print-directory train NVCC="$NVCC" > "$out/train.log" 2>&1 \

@@ -3,8 +3,7 @@
 // against the same step in one process (every rank also runs the one-process step, to compare with).
 // Tolerances: the collectives are exact (rank-ordered sums); the split step's losses and sigmas 1e-6 relative
 // (the micro-batch gradients are added in another order), its weights 1e-6 per tensor (rel_error).
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
+#include <catch2/catch.hpp>  // its implementation: test/catch_session.cpp
 
 #include <cmath>
 #include <random>
@@ -12,6 +11,7 @@
 #include "lnfree/gpt2_device.cuh"
 #include "lnfree/train_step.cuh"
 #include "lnfree/mpi_group.h"
+#include "test/catch_session.h"
 #include "test/fixtures.h"
 #include "test/kernels/host_data.h"
 
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
     MpiWorld w(&argc, &argv);
     world = &w;
     if (w.size() < 2) std::fprintf(stderr, "test_mpi_group: run it under mpirun -np 2 or more\n");
-    const int failed = Catch::Session().run(argc, argv);
+    const int failed = run_catch_session(argc, argv);
     int any = failed;  // a failure on any rank fails every rank
     MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     return any == 0 && w.size() >= 2 ? 0 : 1;
