@@ -2,6 +2,9 @@
 # Repeatable measurements for the CPU build's profile (doc/emulation.md, "Profile of the CPU build (issue 13)").
 # Usage: dev/profile_cpu.sh [threads|matrix|repeat|counts|perf|all]   (counts, perf: perf, perf_event_paranoid <= 2)   (needs ./train_gpt2_lnfree_cpu: make cpu)
 # Each run: 20 steps of 16 x 128 tokens on the tiny model, 2 validation batches, no samples, nothing saved.
+# The profile in doc/emulation.md was taken before issue 13's changes: since then the CPU build runs OpenBLAS with
+# one thread per call on its own workers (OPENBLAS_NUM_THREADS is set to 1, OPENBLAS_CORETYPE is kept if given), so
+# the OpenBLAS thread settings below no longer change anything; LNFREE_EMU_WORKERS still sets the threads.
 # tok/s is the mean of the trainer's own per-step figures over steps 3..20 (steps 1-2 warm up).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -22,11 +22,15 @@ inline int default_cpu_threads() {
     return std::clamp((int)cuda_emu::available_cores() / local, 1, kMaxCpuThreads);
 }
 
-// threads: 0 for the default
-inline void use_cpu_threads(int threads) { cuda_emu::set_num_workers((unsigned)(threads > 0 ? threads : default_cpu_threads())); }
+// threads: --threads, 0 when not given: then LNFREE_EMU_WORKERS where set (the emulator reads it), else the default
+inline void use_cpu_threads(int threads) {
+    if (threads > 0) cuda_emu::set_num_workers((unsigned)threads);
+    else if (!std::getenv("LNFREE_EMU_WORKERS")) cuda_emu::set_num_workers((unsigned)default_cpu_threads());
+}
 
 inline std::string cpu_threads_description() {
-    return std::to_string(cuda_emu::num_workers()) + " threads for kernels and products; " + cpu_blas::description();
+    const unsigned n = cuda_emu::num_workers();
+    return std::to_string(n) + (n == 1 ? " thread" : " threads") + " for kernels and products; " + cpu_blas::description();
 }
 
 }  // namespace lnfree
