@@ -32,13 +32,9 @@ struct AttentionScratch {
     device::Buffer<T> scores;      // (B*NH, T, ld): S; in the backward P
     device::Buffer<T> probs;       // (B*NH, T, ld): A = dropout(P); in the backward dA, then dS
     device::Buffer<float> D;       // (B*NH, T): rowsum(dout * out)
-    // threads per row of the row kernels: a warp on the GPU (coalesced rows, shuffle reductions); one thread under
-    // the host emulation, where every shuffle switches fibers (the tests run both)
-#if defined(CUDA_HOST_EMU)
-    int row_lanes = 1;
-#else
-    int row_lanes = 32;
-#endif
+    // threads per row of the row kernels: a warp on the GPU (coalesced rows, shuffle reductions); one thread with
+    // single-thread reductions (the emulator's default, see kSingleThreadReductions; the tests run both)
+    int row_lanes = kSingleThreadReductions ? 1 : 32;
 
     AttentionScratch() = default;
     AttentionScratch(int B, int Tn, int NH)
@@ -70,11 +66,11 @@ void head_products(MatmulContext& mm, bool trans_a, bool trans_b, int M, int N, 
         matmul_one(trans_a, trans_b, M, N, K, alpha, a.base + s * a.seq + h * a.head, a.ld, b.base + s * b.seq + h * b.head,
                    b.ld, d.base + s * d.seq + h * d.head, d.ld);
     });
-    return;
-#endif
+#else
     for (int i = 0; i < B; i++)
         batched_matmul<T, TD>(mm, trans_a, trans_b, M, N, K, alpha, a.base + i * a.seq, a.ld, a.head, b.base + i * b.seq,
                               b.ld, b.head, d.base + i * d.seq, d.ld, d.head, NH, stream);
+#endif
 }
 
 // Forward softmax, `lanes` threads per row r = (b*NH + h)*T + t: lse[r] = log sum_{s<=t} exp(S[r,s]);
@@ -151,9 +147,6 @@ __global__ void attention_backward_rowdot_kernel(float* D, const T* dout, const 
     }
 }
 
-// One thread per row never shuffles: the row kernels then run as plain loops under the emulator.
-inline Sync row_sync(int lanes) { return lanes == 1 ? Sync::none : Sync::may_sync; }
-
 // The grid of the row kernels: blocks of 256 threads, `lanes` per row (grid-stride).
 inline dim3 attention_row_grid(int rows, int lanes) { return stride_grid((size_t)rows * lanes, 256); }
 
@@ -166,7 +159,7 @@ void attention_forward(MatmulContext& mm, AttentionScratch<T>& w, T* out, float*
     const HeadMatrix<const T> q{qkv, 3 * C, qkv_seq, hd}, k{qkv + C, 3 * C, qkv_seq, hd}, v{qkv + 2 * C, 3 * C, qkv_seq, hd};
     head_products<T, T>(mm, false, true, Tn, Tn, hd, 1.0f / std::sqrt((float)hd), q, k,
                         HeadMatrix<T>{w.scores.data(), ld, squares, square}, B, NH, stream);
-    launch_kernel(row_sync(w.row_lanes), attention_softmax_forward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+    launch_kernel(reduction_sync(w.row_lanes == 1), attention_softmax_forward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
                   w.probs.data(), lse, (const T*)w.scores.data(), ld, Tn, rows, key, layer, w.row_lanes);
     head_products<T, T>(mm, false, false, Tn, hd, Tn, 1.0f, HeadMatrix<const T>{w.probs.data(), ld, squares, square}, v,
                         HeadMatrix<T>{out, C, (long long)Tn * C, hd}, B, NH, stream);
@@ -187,12 +180,12 @@ void attention_backward(MatmulContext& mm, AttentionScratch<T>& w, T* dqkv, cons
                   dout, out, B, Tn, C, NH, hd);
     head_products<T, T>(mm, false, true, Tn, Tn, hd, scale, q, k, HeadMatrix<T>{w.scores.data(), ld, squares, square}, B, NH,
                         stream);
-    launch_kernel(row_sync(w.row_lanes), attention_softmax_recompute_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+    launch_kernel(reduction_sync(w.row_lanes == 1), attention_softmax_recompute_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
                   w.scores.data(), w.probs.data(), lse, ld, Tn, rows, key, layer, w.row_lanes);
     head_products<T, T>(mm, true, false, Tn, hd, Tn, 1.0f, probs, d_out, dv, B, NH, stream);  // dv = A^T dout
     head_products<T, T>(mm, false, true, Tn, Tn, hd, 1.0f, d_out, v,                           // dA = dout v^T
                         HeadMatrix<T>{w.probs.data(), ld, squares, square}, B, NH, stream);
-    launch_kernel(row_sync(w.row_lanes), attention_softmax_backward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
+    launch_kernel(reduction_sync(w.row_lanes == 1), attention_softmax_backward_kernel<T>, attention_row_grid(rows, w.row_lanes), dim3(256), 0, stream,
                   w.probs.data(), (const T*)w.scores.data(), (const float*)w.D.data(), ld, Tn, rows, key, layer,
                   w.row_lanes);                                                                // dS in place of dA
     head_products<T, T>(mm, false, false, Tn, hd, Tn, scale, probs, k, dq, B, NH, stream);  // dq = dS k * scale

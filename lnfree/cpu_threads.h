@@ -11,8 +11,8 @@
 
 namespace lnfree {
 
-// At most this many: every worker keeps up to 1024 fiber stacks of two mappings each (vm.max_map_count).
-inline constexpr int kMaxCpuThreads = 16;
+// At most this many (the emulator's limit, from its fiber stacks' mappings)
+inline constexpr int kMaxCpuThreads = (int)cuda_emu::kMaxWorkers;
 
 // This process's cores, shared with the other processes of a data-parallel run on the same node (mpirun sets
 // OMPI_COMM_WORLD_LOCAL_SIZE), at least 1 and at most kMaxCpuThreads.

@@ -52,14 +52,17 @@ LNFREE_HOST_DEVICE Philox4x32 dropout_words(const DropoutKey& key, uint32_t laye
                          (uint32_t)(key.seed >> 32));
 }
 
+// Uniform in [0, 1) from a word's top 24 bits.
+LNFREE_HOST_DEVICE float word_uniform(uint32_t word) { return (float)(word >> 8) * (1.0f / 16777216.0f); }
+
 // Uniform in [0, 1) with 24 random bits, for element `element` of (layer, site).
 LNFREE_HOST_DEVICE float dropout_uniform(const DropoutKey& key, uint32_t layer, uint32_t site, uint64_t element) {
-    return (float)(dropout_words(key, layer, site, element >> 2).word[element & 3] >> 8) * (1.0f / 16777216.0f);
+    return word_uniform(dropout_words(key, layer, site, element >> 2).word[element & 3]);
 }
 
-// The factor for uniform u: 0 when dropped, 1/(1-p) when kept.
+// The factor of the element that draws `word`: 0 when dropped, 1/(1-p) when kept.
 LNFREE_HOST_DEVICE float dropout_factor(const DropoutKey& key, uint32_t word) {
-    return (float)(word >> 8) * (1.0f / 16777216.0f) >= key.p ? 1.0f / (1.0f - key.p) : 0.0f;
+    return word_uniform(word) >= key.p ? 1.0f / (1.0f - key.p) : 0.0f;
 }
 
 // The factor an element is multiplied by: 0 when dropped, 1/(1-p) when kept.

@@ -136,6 +136,9 @@ inline void set_plain_loops(bool on);     // default: on; off runs Threads::plai
 inline bool plain_loops();
 inline bool static_shared_poisoning();    // whether static __shared__ can be (and is) poisoned in this process
 
+// Each worker keeps up to 1024 fiber stacks of two mappings (guard + stack): 16 workers x 1024 threads stay far
+// below vm.max_map_count. The default worker count is at most this.
+inline constexpr unsigned kMaxWorkers = 16;
 inline constexpr int kDefaultMaxDynamicShared = 48 * 1024;   // without cudaFuncSetAttribute, as on every GPU
 inline constexpr int kDeviceMaxDynamicShared = 227 * 1024;   // opt-in limit of sm_90 (sm_80: 163 KiB)
 
@@ -278,8 +281,7 @@ struct Settings {
         }
         if (const char* e = std::getenv("LNFREE_EMU_POISON")) poison = std::strcmp(e, "0") != 0;
         if (const char* e = std::getenv("LNFREE_EMU_PLAIN")) plain = std::strcmp(e, "0") != 0;
-        // Each fiber stack is two mappings (guard + stack): 16 workers x 1024 threads stay far below vm.max_map_count.
-        unsigned n = std::min(16u, available_cores());
+        unsigned n = std::min(kMaxWorkers, available_cores());
         if (const char* e = std::getenv("LNFREE_EMU_WORKERS")) n = static_cast<unsigned>(std::strtoul(e, nullptr, 10));
         workers = n ? n : 1;
     }
@@ -476,7 +478,8 @@ struct Worker {
     void begin_block(const LaunchDesc& L, std::uint64_t b);
     void run_block(LaunchDesc& L, std::uint64_t b);
     void run_block_plain(LaunchDesc& L, std::uint64_t b);
-    void fill_order(const LaunchDesc& L);
+    void fill_order(const LaunchDesc& L, std::uint64_t b);
+    void shuffle_order(const LaunchDesc& L);
     bool settle_warps();
     void settle_matrix_op(unsigned base);  // cuda_host_mma.h
     bool in_shared(const void* p, std::size_t n) const;
@@ -552,10 +555,16 @@ inline void Worker::begin_block(const LaunchDesc& L, std::uint64_t b) {
     nthreads = L.block.x * L.block.y * L.block.z;
 }
 
-// order = 0..n-1 (forward), n-1..0 (reverse), or a permutation seeded by (seed, block) (random)
-inline void Worker::fill_order(const LaunchDesc& L) {
+// A block's first order: 0..n-1 (forward, and random before its first shuffle) or n-1..0 (reverse); and the
+// block's generator, seeded by (seed, block), for the random schedule's permutations.
+inline void Worker::fill_order(const LaunchDesc& L, std::uint64_t b) {
     order.resize(nthreads);
     for (unsigned i = 0; i < nthreads; ++i) order[i] = L.sched == Schedule::reverse ? nthreads - 1 - i : i;
+    rng = L.seed * 0x9E3779B97F4A7C15ull ^ b;
+}
+
+// The random schedule: a fresh permutation (fibers: every round; plain loops: once per block).
+inline void Worker::shuffle_order(const LaunchDesc& L) {
     if (L.sched == Schedule::random)
         for (unsigned i = nthreads - 1; i > 0; --i) std::swap(order[i], order[splitmix64(rng) % (i + 1)]);
 }
@@ -564,8 +573,8 @@ inline void Worker::fill_order(const LaunchDesc& L) {
 // the same results as one fiber round in which no thread waits. A sync point fails (see sync_point).
 inline void Worker::run_block_plain(LaunchDesc& L, std::uint64_t b) {
     begin_block(L, b);
-    rng = L.seed * 0x9E3779B97F4A7C15ull ^ b;
-    fill_order(L);
+    fill_order(L, b);
+    shuffle_order(L);
     struct Leave {  // also when a thread throws
         Worker& w;
         ~Leave() { w.plain = false; w.current = nullptr; }
@@ -594,7 +603,6 @@ inline void Worker::run_block(LaunchDesc& L, std::uint64_t b) {
         fibers.push_back(std::make_unique<Fiber>());
         stack_alloc(fibers.back()->stack, stack_size);
     }
-    order.resize(nthreads);
     for (unsigned i = 0; i < nthreads; ++i) {
         Fiber& f = *fibers[i];
         f.linear = i;
@@ -602,12 +610,10 @@ inline void Worker::run_block(LaunchDesc& L, std::uint64_t b) {
         f.wait = Wait::ready;
         f.asan_fake = nullptr;
         f.sp = fiber_prepare(f.stack, &Worker::fiber_main, &f);
-        order[i] = L.sched == Schedule::reverse ? nthreads - 1 - i : i;
     }
-    rng = L.seed * 0x9E3779B97F4A7C15ull ^ b;
+    fill_order(L, b);
     for (;;) {
-        if (L.sched == Schedule::random)  // a fresh permutation every round
-            for (unsigned i = nthreads - 1; i > 0; --i) std::swap(order[i], order[splitmix64(rng) % (i + 1)]);
+        shuffle_order(L);
         pos = static_cast<std::size_t>(-1);
         if (Fiber* first = next_ready()) {
             current = first;
@@ -992,13 +998,9 @@ inline void launch_raw(LaunchDesc& L) {
     L.seed = settings().seed;
     L.poison = settings().poison;
     if (!settings().plain) L.threads = Threads::fibers;
-    if (Profile::enabled()) {
-        const auto t0 = std::chrono::steady_clock::now();
-        pool().run(L);
-        profile().add(L.kernel, L.threads == Threads::plain ? "plain" : "fibers", L.nblocks, seconds_since(t0));
-    } else {
-        pool().run(L);
-    }
+    const auto t0 = std::chrono::steady_clock::now();
+    pool().run(L);
+    if (Profile::enabled()) profile().add(L.kernel, L.threads == Threads::plain ? "plain" : "fibers", L.nblocks, seconds_since(t0));
     if (L.error) std::rethrow_exception(L.error);
 }
 
@@ -1042,8 +1044,9 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynami
 }
 
 // Host work on the emulator's workers, so that the CPU build has one set of threads for kernels and its matrix
-// products: fn(i) for every i < n, spread over the workers, before it returns; the first exception (lowest i) is
-// rethrown. From inside a worker (nested) it runs the loop itself.
+// products: fn(i) for every i < n, spread over the workers, before it returns. After an exception no further index
+// starts, and the exception of the lowest failing index that ran is rethrown. From inside a worker (nested) it runs
+// the loop itself.
 template <typename F>
 void parallel_for(std::uint64_t n, F&& fn) {
     if (n == 0) return;
